@@ -1,0 +1,57 @@
+# qmd build, test and install targets. See README.md.
+export PATH := /usr/local/go/bin:$(PATH)
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X qmd/daemon.Version=$(VERSION) -X qmd/ctl/cli.Version=$(VERSION)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+.PHONY: all build test test-unit demo install lint testenv bench fuzz golden clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/qmd ./daemon/cmd/qmd
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/qmctl ./ctl/cmd/qmctl
+
+# Installs and starts what the integration tests need (as root, idempotent).
+testenv:
+	.ci/testenv
+
+# Everything, integration tests included: they run against the real NWChem and Open Babel.
+test: testenv build lint
+	$(GO) test -count=1 -timeout 30m ./...
+
+# Unit tests only (integration tests skip without their services unless CI is set).
+test-unit:
+	$(GO) test -short ./...
+
+demo: testenv build
+	.ci/demo
+
+lint:
+	@out=$$(gofmt -l daemon scheduler templates ctl); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5m ./daemon/chem
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5m ./daemon/nwchem
+
+golden:
+	$(GO) test ./... -run . -update
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/qmd $(DESTDIR)$(PREFIX)/share/doc/qmd
+	install -m 0755 bin/qmd bin/qmctl $(DESTDIR)$(PREFIX)/bin/
+	test -e $(DESTDIR)/etc/qmd/qmd.toml || install -m 0644 etc/qmd.toml $(DESTDIR)/etc/qmd/qmd.toml
+	install -m 0644 etc/qmd.toml $(DESTDIR)$(PREFIX)/share/doc/qmd/qmd.toml.example
+	install -d $(DESTDIR)/lib/systemd/system
+	install -m 0644 systemd/qmd.service $(DESTDIR)/lib/systemd/system/qmd.service
+
+clean:
+	rm -rf bin

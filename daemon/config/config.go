@@ -1,0 +1,330 @@
+// Package config loads qmd's TOML configuration: defaults first, then a strict decode that
+// names every unknown key, then a validation that reports every problem at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Duration is a time.Duration written as a string such as "90s" or "5m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (write it like \"90s\" or \"5m\")", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the whole file.
+type Config struct {
+	// StateDir holds the database (qmd.db) and one directory per job (jobs/ID).
+	StateDir string `toml:"state_dir"`
+	// Socket is the Unix socket qmctl talks to.
+	Socket string `toml:"socket"`
+	// SocketMode is the socket's permission bits, as an octal string. Everyone who may
+	// submit needs write access; who sees what is decided per request from the peer's uid.
+	SocketMode string `toml:"socket_mode"`
+	// DefaultCluster receives jobs submitted without --cluster.
+	DefaultCluster string `toml:"default_cluster"`
+	// MetricsListen is the Prometheus endpoint address; empty turns it off.
+	MetricsListen string `toml:"metrics_listen"`
+	// AdminGroup names a Unix group whose members see and cancel every job.
+	AdminGroup string `toml:"admin_group"`
+	// TemplatesDir, if set, holds files that shadow the embedded templates by path.
+	TemplatesDir string `toml:"templates_dir"`
+	// Obabel is the Open Babel command used for SMILES and 2D inputs.
+	Obabel string `toml:"obabel"`
+	// MaxInputBytes caps the size of a submitted molecule file.
+	MaxInputBytes int `toml:"max_input_bytes"`
+	// LogFormat is "text" or "json"; LogLevel is debug, info, warn or error.
+	LogFormat string `toml:"log_format"`
+	LogLevel  string `toml:"log_level"`
+	// ShutdownTimeout bounds how long a stop waits for requests in flight.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	// Clusters is decoded separately, each cluster over its own defaults.
+	Clusters map[string]*Cluster `toml:"-"`
+	// ClusterTables holds the raw [clusters.NAME] tables during decoding only.
+	ClusterTables map[string]toml.Primitive `toml:"clusters"`
+
+	// Dir is the directory of the config file; relative paths resolve against it.
+	Dir string `toml:"-"`
+}
+
+// Cluster is one place jobs run.
+type Cluster struct {
+	// Scheduler is "local" (the embedded executor); slurm, pbs and torque come later.
+	Scheduler string `toml:"scheduler"`
+	// Transport is how commands reach the cluster: "local" (ssh comes later).
+	Transport string `toml:"transport"`
+	// Slots is how many jobs the local executor runs at once.
+	Slots int `toml:"slots"`
+	// NWChem is the NWChem command as an argument list.
+	NWChem []string `toml:"nwchem"`
+	// MPIRanks above 1 runs NWChem under MPI with that many processes.
+	MPIRanks int `toml:"mpi_ranks"`
+	// MPIRun is the MPI launcher as an argument list; "-np N" and NWChem are appended.
+	MPIRun []string `toml:"mpirun"`
+	// MemoryMB is NWChem's "memory total" per process.
+	MemoryMB int `toml:"memory_mb"`
+	// MaxOptSteps caps the geometry optimisation (NWChem driver maxiter).
+	MaxOptSteps int `toml:"max_opt_steps"`
+	// CancelGrace is how long a cancelled job gets after SIGTERM before SIGKILL.
+	CancelGrace Duration `toml:"cancel_grace"`
+	// PollInterval is how often the cluster's jobs are looked at.
+	PollInterval Duration `toml:"poll_interval"`
+	// CommandTimeout bounds each helper command (obabel, version checks).
+	CommandTimeout Duration `toml:"command_timeout"`
+}
+
+// Known values.
+var (
+	Schedulers = []string{"local"}
+	Transports = []string{"local"}
+)
+
+var clusterName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Default returns the configuration used when a key is absent.
+func Default() *Config {
+	return &Config{
+		StateDir:        "/var/lib/qmd",
+		Socket:          "/run/qmd/qmd.sock",
+		SocketMode:      "0666",
+		DefaultCluster:  "local",
+		MetricsListen:   "127.0.0.1:9597",
+		Obabel:          "obabel",
+		MaxInputBytes:   1 << 20,
+		LogFormat:       "text",
+		LogLevel:        "info",
+		ShutdownTimeout: Duration{10 * time.Second},
+	}
+}
+
+// DefaultCluster returns the defaults of a cluster of the given scheduler.
+func DefaultCluster(scheduler string) *Cluster {
+	return &Cluster{
+		Scheduler:      scheduler,
+		Transport:      "local",
+		Slots:          runtime.NumCPU(),
+		NWChem:         []string{"nwchem"},
+		MPIRanks:       1,
+		MPIRun:         []string{"mpirun", "--oversubscribe"},
+		MemoryMB:       1000,
+		MaxOptSteps:    100,
+		CancelGrace:    Duration{10 * time.Second},
+		PollInterval:   Duration{2 * time.Second},
+		CommandTimeout: Duration{60 * time.Second},
+	}
+}
+
+// Load reads path, applies defaults and validates. Every problem is returned at once,
+// joined, each naming its key.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("resolve config path: %w", err)
+	}
+	c, err := Parse(string(raw), filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes TOML text; dir is where relative paths resolve.
+func Parse(text, dir string) (*Config, error) {
+	c := Default()
+	c.Dir = dir
+
+	// Clusters are decoded one by one, each on top of its own defaults; a plain decode
+	// into the map would replace the defaults with zero values.
+	md, err := toml.Decode(text, c)
+	if err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	c.Clusters = map[string]*Cluster{}
+	var decodeErrs []error
+	for name, prim := range c.ClusterTables {
+		var probe struct {
+			Scheduler string `toml:"scheduler"`
+		}
+		_ = md.PrimitiveDecode(prim, &probe)
+		s := probe.Scheduler
+		if s == "" {
+			s = "local"
+		}
+		cl := DefaultCluster(s)
+		if err := md.PrimitiveDecode(prim, cl); err != nil {
+			decodeErrs = append(decodeErrs, fmt.Errorf("clusters.%s: %w", name, err))
+		}
+		c.Clusters[name] = cl
+	}
+	c.ClusterTables = nil
+
+	errs := decodeErrs
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			errs = append(errs, fmt.Errorf("%s: unknown key", k))
+		}
+	}
+	if len(c.Clusters) == 0 {
+		c.Clusters["local"] = DefaultCluster("local")
+	}
+	c.resolvePaths()
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+func (c *Config) resolvePaths() {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || c.Dir == "" {
+			return p
+		}
+		return filepath.Join(c.Dir, p)
+	}
+	c.StateDir = abs(c.StateDir)
+	c.Socket = abs(c.Socket)
+	c.TemplatesDir = abs(c.TemplatesDir)
+}
+
+// Validate checks every value and returns all problems joined, each prefixed by its key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+
+	if c.StateDir == "" {
+		bad("state_dir", "required")
+	}
+	if c.Socket == "" {
+		bad("socket", "required")
+	} else if len(c.Socket) > 100 {
+		bad("socket", "path is %d bytes; Unix sockets allow about 100", len(c.Socket))
+	}
+	if _, err := c.SocketPerm(); err != nil {
+		bad("socket_mode", "%v", err)
+	}
+	if c.MaxInputBytes < 1024 {
+		bad("max_input_bytes", "must be at least 1024, got %d", c.MaxInputBytes)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
+		bad("log_format", "must be \"text\" or \"json\", got %q", c.LogFormat)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		bad("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.ShutdownTimeout.Duration <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	if c.Obabel == "" {
+		bad("obabel", "required")
+	}
+	if _, ok := c.Clusters[c.DefaultCluster]; !ok {
+		bad("default_cluster", "%q is not a configured cluster (have %s)",
+			c.DefaultCluster, strings.Join(c.ClusterNames(), ", "))
+	}
+
+	for _, name := range c.ClusterNames() {
+		cl := c.Clusters[name]
+		key := "clusters." + name
+		if !clusterName.MatchString(name) {
+			bad(key, "cluster names use letters, digits, '.', '_' and '-' (at most 64)")
+		}
+		if !slices.Contains(Schedulers, cl.Scheduler) {
+			bad(key+".scheduler", "unknown scheduler %q (known: %s)",
+				cl.Scheduler, strings.Join(Schedulers, ", "))
+		}
+		if !slices.Contains(Transports, cl.Transport) {
+			bad(key+".transport", "unknown transport %q (known: %s)",
+				cl.Transport, strings.Join(Transports, ", "))
+		}
+		if cl.Slots < 1 {
+			bad(key+".slots", "must be at least 1, got %d", cl.Slots)
+		}
+		if len(cl.NWChem) == 0 || cl.NWChem[0] == "" {
+			bad(key+".nwchem", "required: the NWChem command as a list, e.g. [\"nwchem\"]")
+		}
+		if cl.MPIRanks < 1 {
+			bad(key+".mpi_ranks", "must be at least 1, got %d", cl.MPIRanks)
+		}
+		if cl.MPIRanks > 1 && (len(cl.MPIRun) == 0 || cl.MPIRun[0] == "") {
+			bad(key+".mpirun", "required when mpi_ranks > 1")
+		}
+		if cl.MemoryMB < 100 {
+			bad(key+".memory_mb", "must be at least 100, got %d", cl.MemoryMB)
+		}
+		if cl.MaxOptSteps < 1 || cl.MaxOptSteps > 10000 {
+			bad(key+".max_opt_steps", "must be between 1 and 10000, got %d", cl.MaxOptSteps)
+		}
+		if cl.CancelGrace.Duration <= 0 {
+			bad(key+".cancel_grace", "must be positive")
+		}
+		if cl.PollInterval.Duration < 100*time.Millisecond {
+			bad(key+".poll_interval", "must be at least 100ms, got %s", cl.PollInterval)
+		}
+		if cl.CommandTimeout.Duration <= 0 {
+			bad(key+".command_timeout", "must be positive")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SocketPerm parses SocketMode.
+func (c *Config) SocketPerm() (os.FileMode, error) {
+	v, err := strconv.ParseUint(c.SocketMode, 8, 32)
+	if err != nil || v > 0o777 {
+		return 0, fmt.Errorf("must be an octal mode such as \"0666\", got %q", c.SocketMode)
+	}
+	return os.FileMode(v), nil
+}
+
+// ClusterNames returns the configured cluster names, sorted.
+func (c *Config) ClusterNames() []string {
+	names := make([]string, 0, len(c.Clusters))
+	for n := range c.Clusters {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// DBPath is where the job store lives.
+func (c *Config) DBPath() string { return filepath.Join(c.StateDir, "qmd.db") }
+
+// JobsDir holds one directory per job.
+func (c *Config) JobsDir() string { return filepath.Join(c.StateDir, "jobs") }

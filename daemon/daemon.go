@@ -1,0 +1,134 @@
+// Package daemon assembles qmd: the job store, the manager with its schedulers and the API
+// on the Unix socket, started and stopped as one.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"qmd/daemon/api"
+	"qmd/daemon/config"
+	"qmd/daemon/manager"
+	"qmd/daemon/store"
+	"qmd/templates"
+)
+
+// Version is stamped at build time with -ldflags "-X qmd/daemon.Version=...".
+var Version = "dev"
+
+// Run serves until ctx ends, then stops accepting requests, finishes writes in flight and
+// returns. Jobs keep running; the next start re-adopts them.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.JobsDir(), 0o750); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	st, err := store.Open(ctx, cfg.DBPath())
+	if err != nil {
+		return fmt.Errorf("open job store: %w", err)
+	}
+	defer st.Close()
+
+	tmpl, err := templates.New(cfg.TemplatesDir)
+	if err != nil {
+		return err
+	}
+	m, err := manager.New(manager.Options{
+		Config: cfg, Store: st, Templates: tmpl, Logger: log, Software: "NWChem",
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.Recover(ctx); err != nil {
+		return err
+	}
+
+	ln, err := Listen(cfg.Socket, mustPerm(cfg))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler: &api.Handler{
+			M: m, AdminGroup: cfg.AdminGroup, Version: Version, Log: log,
+			MaxBody: int64(cfg.MaxInputBytes)*2 + 64<<10,
+		},
+		ConnContext:       api.ConnContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.Run(runCtx)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("qmd ready", "socket", cfg.Socket, "state_dir", cfg.StateDir, "version", Version,
+		"clusters", len(cfg.Clusters))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serve API: %w", err)
+	}
+
+	log.Info("qmd stopping")
+	m.Drain()
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("API shutdown", "err", err)
+	}
+	stopRun()
+	wg.Wait()
+	os.Remove(cfg.Socket)
+	log.Info("qmd stopped")
+	return runErr
+}
+
+func mustPerm(cfg *config.Config) os.FileMode {
+	p, err := cfg.SocketPerm()
+	if err != nil {
+		return 0o660
+	}
+	return p
+}
+
+// Listen opens the Unix socket. It dials first: a live daemon on the path is an error,
+// while a stale socket file left by a crash is removed.
+func Listen(path string, mode os.FileMode) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("listen %s: another qmd is serving this socket", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket dir: %w", err)
+	}
+
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", path, err)
+	}
+
+	// The mode decides who may connect; what each caller may do is decided per request.
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("set socket mode: %w", err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,159 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"qmd/ctl/api"
+	"qmd/daemon/job"
+	"qmd/daemon/nwchem"
+	"qmd/daemon/shifts"
+	"qmd/daemon/store"
+)
+
+// finish reads a completing job's output. Success stores the result and removes the
+// scratch directory; any failure keeps the scratch for inspection and records a one-line
+// summary plus the relevant excerpt of NWChem's output.
+func (m *Manager) finish(ctx context.Context, c *cluster, j job.Job) {
+	dir := m.jobDir(j.ID)
+	res, fail := m.evaluate(dir, j)
+	if fail != "" {
+		summary := fail
+		if _, err := m.st.Transition(ctx, j.ID, job.Completing, job.Failed, firstLine(summary),
+			store.Update{Error: &summary}); err != nil {
+			m.log.Error("record failed job", "job", j.ID, "err", err)
+			return
+		}
+		m.log.Info("job failed", "job", j.ID, "cluster", c.name, "reason", firstLine(summary))
+		m.forget(c, j.ID)
+		return
+	}
+
+	data, err := json.Marshal(res)
+	if err != nil {
+		m.log.Error("encode result", "job", j.ID, "err", err)
+		return
+	}
+	if err := m.st.SaveResult(ctx, j.ID, data); err != nil {
+		m.log.Error("store result", "job", j.ID, "err", err)
+		return
+	}
+	reason := fmt.Sprintf("NWChem finished: %d shieldings", len(res.Shifts))
+	if _, err := m.st.Transition(ctx, j.ID, job.Completing, job.Completed, reason, store.Update{}); err != nil {
+		m.log.Error("record completed job", "job", j.ID, "err", err)
+		return
+	}
+	if err := os.RemoveAll(filepath.Join(dir, ScratchDir)); err != nil {
+		m.log.Warn("remove scratch", "job", j.ID, "err", err)
+	}
+	m.log.Info("job completed", "job", j.ID, "cluster", c.name)
+	m.forget(c, j.ID)
+}
+
+// evaluate parses a job's output and builds its result; a non-empty string is the
+// failure (summary line, blank line, excerpt).
+func (m *Manager) evaluate(dir string, j job.Job) (api.Result, string) {
+	var molRec moleculeRecord
+	b, err := os.ReadFile(filepath.Join(dir, MoleculeFile))
+	if err != nil {
+		return api.Result{}, "job directory damaged: " + err.Error()
+	}
+	if err := json.Unmarshal(b, &molRec); err != nil {
+		return api.Result{}, "job directory damaged: read molecule: " + err.Error()
+	}
+
+	stdout, err := os.ReadFile(filepath.Join(dir, OutputFile))
+	if err != nil {
+		return api.Result{}, "NWChem wrote no output: " + err.Error()
+	}
+	stderr, _ := os.ReadFile(filepath.Join(dir, StderrFile))
+	out, err := nwchem.Parse(bytes.NewReader(stdout))
+	if err != nil {
+		return api.Result{}, "cannot read NWChem output: " + err.Error()
+	}
+
+	code, sig := -1, 0
+	if j.ExitCode != nil {
+		code = *j.ExitCode
+		if code > 128 && code < 160 && !out.Finished {
+			sig = code - 128
+		}
+	}
+	if f := nwchem.Check(out, stdout, stderr, code, sig, len(molRec.Atoms), true); f != nil {
+		msg := f.Summary
+		if f.Excerpt != "" {
+			msg += "\n\n" + f.Excerpt
+		}
+		return api.Result{}, msg
+	}
+
+	ref, err := shifts.For(j.Preset, j.Solvent)
+	if err != nil {
+		return api.Result{}, "no shift reference: " + err.Error()
+	}
+	elements := make([]string, len(out.Shieldings))
+	sigma := make([]float64, len(out.Shieldings))
+	for i, s := range out.Shieldings {
+		elements[i] = s.Element
+		sigma[i] = s.Isotropic
+	}
+	atoms := shifts.Compute(ref, elements, sigma, molRec.Groups, molRec.BondedHeavy)
+	res := api.Result{
+		ID: j.ID, EnergyHartree: out.Energy, Converged: out.OptConverged, Reference: ref.API(),
+		Shifts: make([]api.Shift, len(atoms)),
+	}
+	for i, a := range atoms {
+		res.Shifts[i] = api.Shift{Atom: a.Atom, Element: a.Element, Shielding: a.Shielding,
+			Shift: a.Shift, BondedTo: a.BondedTo, Group: a.Group}
+	}
+	return res, ""
+}
+
+func firstLine(s string) string {
+	if i := bytes.IndexByte([]byte(s), '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Cancel ends a job on behalf of uid. A queued job is cancelled at once; a submitted one
+// is cancelled in its scheduler first. A finished job cannot be cancelled.
+func (m *Manager) Cancel(ctx context.Context, id string, uid int) (job.Job, error) {
+	reason := fmt.Sprintf("cancelled by uid %d", uid)
+	for attempt := 0; attempt < 5; attempt++ {
+		j, err := m.st.Get(ctx, id)
+		if err != nil {
+			return job.Job{}, err
+		}
+		if j.State.Terminal() {
+			return j, fmt.Errorf("%w: job %s is already %s", ErrFinished, id, j.State)
+		}
+		if j.State == job.Completing {
+			return j, fmt.Errorf("%w: job %s has ended and its results are being read", ErrFinished, id)
+		}
+		c := m.clusters[j.Cluster]
+		if j.State != job.Queued && c != nil {
+			if err := c.sched.Cancel(ctx, m.handle(j)); err != nil {
+				m.log.Warn("cancel in scheduler", "job", id, "err", err)
+			}
+		}
+		now := time.Now().UTC()
+		nj, err := m.st.Transition(ctx, id, j.State, job.Cancelled, reason, store.Update{EndedAt: &now})
+		if err == nil {
+			m.log.Info("job cancelled", "job", id, "uid", uid)
+			if c != nil {
+				m.forget(c, id)
+			}
+			return nj, nil
+		}
+		if !isConflict(err) {
+			return job.Job{}, err
+		}
+	}
+	return job.Job{}, fmt.Errorf("cancel %s: the job kept changing state; try again", id)
+}

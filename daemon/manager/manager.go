@@ -1,0 +1,396 @@
+// Package manager runs the life of every job: it stores submissions, hands them to their
+// cluster's scheduler, polls the schedulers, and turns finished NWChem runs into results.
+// State changes go through the store's compare-and-set, so two paths racing on one job
+// (a cancel and a poll, say) can never both win.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"qmd/daemon/config"
+	"qmd/daemon/job"
+	"qmd/daemon/store"
+	"qmd/scheduler"
+	"qmd/scheduler/local"
+	"qmd/scheduler/runner"
+	"qmd/templates"
+)
+
+// Manager owns the jobs of every configured cluster.
+type Manager struct {
+	cfg      *config.Config
+	st       *store.Store
+	tmpl     *templates.Set
+	run      runner.Runner
+	log      *slog.Logger
+	software string
+	clusters map[string]*cluster
+	draining atomic.Bool
+
+	// LostAfter is how long an active job may be missing from its scheduler's answers
+	// before it is declared lost.
+	LostAfter time.Duration
+}
+
+type cluster struct {
+	name  string
+	cfg   *config.Cluster
+	sched scheduler.Scheduler
+	kick  chan struct{}
+
+	mu      sync.Mutex
+	missing map[string]time.Time
+}
+
+// Options for New.
+type Options struct {
+	Config    *config.Config
+	Store     *store.Store
+	Templates *templates.Set
+	Runner    runner.Runner
+	Logger    *slog.Logger
+	// Software is the program and version recorded with each job, e.g. "NWChem 7.0.2".
+	Software string
+	// Schedulers overrides the scheduler of named clusters (tests use a fake).
+	Schedulers map[string]scheduler.Scheduler
+}
+
+// New builds the manager and one scheduler per cluster.
+func New(o Options) (*Manager, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Runner == nil {
+		o.Runner = runner.Local{}
+	}
+	m := &Manager{
+		cfg: o.Config, st: o.Store, tmpl: o.Templates, run: o.Runner, log: o.Logger,
+		software: o.Software, clusters: map[string]*cluster{}, LostAfter: 5 * time.Minute,
+	}
+	for _, name := range o.Config.ClusterNames() {
+		cc := o.Config.Clusters[name]
+		c := &cluster{name: name, cfg: cc, kick: make(chan struct{}, 1), missing: map[string]time.Time{}}
+		if s, ok := o.Schedulers[name]; ok {
+			c.sched = s
+		} else {
+			switch cc.Scheduler {
+			case "local":
+				c.sched = local.New(local.Options{
+					Slots:       cc.Slots,
+					CancelGrace: cc.CancelGrace.Duration,
+					Logger:      o.Logger.With("cluster", name),
+					Notify:      func() { m.kick(name) },
+				})
+			default:
+				return nil, fmt.Errorf("cluster %s: scheduler %q is not available", name, cc.Scheduler)
+			}
+		}
+		m.clusters[name] = c
+	}
+	return m, nil
+}
+
+func (m *Manager) defaultCluster() *cluster { return m.clusters[m.cfg.DefaultCluster] }
+
+// nwchemCommand is the NWChem command line of a cluster, under MPI when asked for.
+func (c *cluster) nwchemCommand() []string {
+	if c.cfg.MPIRanks <= 1 {
+		return slices.Clone(c.cfg.NWChem)
+	}
+	cmd := slices.Clone(c.cfg.MPIRun)
+	if os.Geteuid() == 0 && !slices.Contains(cmd, "--allow-run-as-root") {
+		// Open MPI refuses to start as root without it; qmd runs as root in containers.
+		cmd = append(cmd, "--allow-run-as-root")
+	}
+	cmd = append(cmd, "-np", strconv.Itoa(c.cfg.MPIRanks))
+	return append(cmd, c.cfg.NWChem...)
+}
+
+func (m *Manager) kick(name string) {
+	if c, ok := m.clusters[name]; ok {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Drain makes new submissions fail with ErrDraining; used as the daemon stops.
+func (m *Manager) Drain() { m.draining.Store(true) }
+
+// Recover re-adopts the jobs an earlier qmd left active. It runs once, before Run.
+func (m *Manager) Recover(ctx context.Context) error {
+	for _, c := range m.clusters {
+		jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, Active: true})
+		if err != nil {
+			return fmt.Errorf("recover %s: list jobs: %w", c.name, err)
+		}
+		slices.Reverse(jobs) // oldest first, so re-queued jobs keep their order
+		var handles []scheduler.Handle
+		for _, j := range jobs {
+			if j.State != job.Completing {
+				handles = append(handles, m.handle(j))
+			}
+		}
+		if len(handles) == 0 {
+			continue
+		}
+		sts, err := c.sched.Recover(ctx, handles)
+		if err != nil {
+			return fmt.Errorf("recover %s: %w", c.name, err)
+		}
+		m.log.Info("jobs recovered", "cluster", c.name, "jobs", len(handles))
+		for _, j := range jobs {
+			if st, ok := sts[j.ID]; ok {
+				m.apply(ctx, c, j, st)
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Manager) handle(j job.Job) scheduler.Handle {
+	return scheduler.Handle{
+		JobID: j.ID, Dir: m.jobDir(j.ID), SchedulerID: j.SchedulerID, Meta: j.SchedMeta, State: j.State,
+	}
+}
+
+func (m *Manager) jobDir(id string) string { return filepath.Join(m.cfg.JobsDir(), id) }
+
+// Run drives every cluster until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, c := range m.clusters {
+		if r, ok := c.sched.(interface{ Run(context.Context) error }); ok {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := r.Run(ctx); err != nil {
+					m.log.Error("scheduler stopped", "cluster", c.name, "err", err)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.loop(ctx, c)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (m *Manager) loop(ctx context.Context, c *cluster) {
+	log := m.log.With("cluster", c.name)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.kick:
+		}
+		m.cycle(ctx, c, log)
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(c.cfg.PollInterval.Duration)
+	}
+}
+
+// cycle is one pass over a cluster: submit queued jobs, poll active ones, finish ended
+// ones. A panic in a parser must not stop the loop, so it is caught and logged.
+func (m *Manager) cycle(ctx context.Context, c *cluster, log *slog.Logger) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("poll cycle panicked", "panic", fmt.Sprint(r))
+		}
+	}()
+	if err := m.dispatch(ctx, c); err != nil && ctx.Err() == nil {
+		log.Error("dispatch", "err", err)
+	}
+	if err := m.poll(ctx, c); err != nil && ctx.Err() == nil {
+		log.Warn("poll", "err", err)
+	}
+	if err := m.finishAll(ctx, c); err != nil && ctx.Err() == nil {
+		log.Error("finish", "err", err)
+	}
+}
+
+// dispatch hands queued jobs to the scheduler, oldest first.
+func (m *Manager) dispatch(ctx context.Context, c *cluster) error {
+	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, States: []job.State{job.Queued}})
+	if err != nil {
+		return fmt.Errorf("list queued jobs: %w", err)
+	}
+	slices.Reverse(jobs)
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if _, err := m.st.Transition(ctx, j.ID, job.Queued, job.Submitting,
+			"handing to "+c.sched.Name(), store.Update{}); err != nil {
+			m.log.Warn("claim queued job", "job", j.ID, "err", err)
+			continue
+		}
+		sub, err := c.sched.Submit(ctx, scheduler.SubmitRequest{
+			JobID: j.ID, Dir: m.jobDir(j.ID), Script: ScriptFile, Tag: "qmd-" + j.ID,
+		})
+		if err != nil {
+			msg := "submission refused: " + err.Error()
+			if _, terr := m.st.Transition(ctx, j.ID, job.Submitting, job.Failed, msg,
+				store.Update{Error: &msg}); terr != nil {
+				m.log.Error("record failed submission", "job", j.ID, "err", terr)
+			}
+			continue
+		}
+		now := time.Now().UTC()
+		to := sub.State
+		if to == "" {
+			to = job.Pending
+		}
+		u := store.Update{SubmittedAt: &now}
+		if sub.SchedulerID != "" {
+			u.SchedulerID = &sub.SchedulerID
+		}
+		if sub.Meta != "" {
+			u.SchedMeta = &sub.Meta
+		}
+		if _, err := m.st.Transition(ctx, j.ID, job.Submitting, to,
+			"accepted by "+c.sched.Name(), u); err != nil {
+			m.log.Error("record submission", "job", j.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// poll asks the scheduler about every active job of the cluster in one call.
+func (m *Manager) poll(ctx context.Context, c *cluster) error {
+	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name,
+		States: []job.State{job.Pending, job.Running, job.Suspended}})
+	if err != nil {
+		return fmt.Errorf("list active jobs: %w", err)
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	handles := make([]scheduler.Handle, len(jobs))
+	for i, j := range jobs {
+		handles[i] = m.handle(j)
+	}
+	sts, err := c.sched.Poll(ctx, handles)
+	if err != nil {
+		// Could not ask: no job changes state because of it.
+		return fmt.Errorf("poll %s: %w", c.name, err)
+	}
+	now := time.Now()
+	for _, j := range jobs {
+		st, ok := sts[j.ID]
+		if !ok {
+			m.missingJob(ctx, c, j, now)
+			continue
+		}
+		c.mu.Lock()
+		delete(c.missing, j.ID)
+		c.mu.Unlock()
+		m.apply(ctx, c, j, st)
+	}
+	return nil
+}
+
+// missingJob handles a job its scheduler no longer reports: after LostAfter it is lost,
+// never completed or failed by guess.
+func (m *Manager) missingJob(ctx context.Context, c *cluster, j job.Job, now time.Time) {
+	c.mu.Lock()
+	since, seen := c.missing[j.ID]
+	if !seen {
+		c.missing[j.ID] = now
+		since = now
+	}
+	c.mu.Unlock()
+	if now.Sub(since) < m.LostAfter {
+		return
+	}
+	reason := fmt.Sprintf("the scheduler has not reported the job for %s", m.LostAfter)
+	if _, err := m.st.Transition(ctx, j.ID, j.State, job.Lost, reason, store.Update{Error: &reason}); err != nil {
+		m.log.Error("record lost job", "job", j.ID, "err", err)
+	}
+	c.mu.Lock()
+	delete(c.missing, j.ID)
+	c.mu.Unlock()
+}
+
+// apply records one observation of a job.
+func (m *Manager) apply(ctx context.Context, c *cluster, j job.Job, st scheduler.Status) {
+	u := store.Update{StartedAt: st.StartedAt, EndedAt: st.EndedAt, ExitCode: st.ExitCode}
+	if st.SchedulerID != "" && st.SchedulerID != j.SchedulerID {
+		u.SchedulerID = &st.SchedulerID
+	}
+	if st.Meta != "" && st.Meta != j.SchedMeta {
+		u.SchedMeta = &st.Meta
+	}
+	if st.State == j.State || st.State == "" {
+		if u.SchedulerID != nil || u.SchedMeta != nil {
+			if err := m.st.Update(ctx, j.ID, store.Update{SchedulerID: u.SchedulerID, SchedMeta: u.SchedMeta}); err != nil {
+				m.log.Error("update job", "job", j.ID, "err", err)
+			}
+		}
+		return
+	}
+	if j.StartedAt != nil {
+		u.StartedAt = nil
+	}
+	reason := st.Reason
+	if reason == "" {
+		reason = "reported by " + c.sched.Name()
+	}
+	if st.State == job.Failed || st.State == job.Timeout || st.State == job.Lost {
+		msg := reason
+		u.Error = &msg
+	}
+	if _, err := m.st.Transition(ctx, j.ID, j.State, st.State, reason, u); err != nil {
+		if !errors.Is(err, store.ErrConflict) {
+			m.log.Error("record job state", "job", j.ID, "from", j.State, "to", st.State, "err", err)
+		}
+		return
+	}
+	m.log.Info("job state", "job", j.ID, "cluster", c.name, "from", j.State, "to", st.State)
+	if st.State.Terminal() {
+		m.forget(c, j.ID)
+	}
+}
+
+func (m *Manager) forget(c *cluster, id string) {
+	if f, ok := c.sched.(interface{ Forget(string) }); ok {
+		f.Forget(id)
+	}
+}
+
+// finishAll turns every completing job of the cluster into a result or a failure.
+func (m *Manager) finishAll(ctx context.Context, c *cluster) error {
+	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, States: []job.State{job.Completing}})
+	if err != nil {
+		return fmt.Errorf("list completing jobs: %w", err)
+	}
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.finish(ctx, c, j)
+	}
+	return nil
+}

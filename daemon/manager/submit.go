@@ -1,0 +1,393 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode"
+
+	"qmd/ctl/api"
+	"qmd/daemon/chem"
+	"qmd/daemon/job"
+	"qmd/daemon/level"
+	"qmd/daemon/store"
+	"qmd/templates"
+)
+
+// Files of a job directory, relative to it.
+const (
+	DeckFile     = "job.nw"
+	ScriptFile   = "job.sh"
+	GeometryFile = "geometry.xyz"
+	MoleculeFile = "molecule.json"
+	OutputFile   = "output/nwchem.out"
+	StderrFile   = "logs/nwchem.err"
+	ScratchDir   = "scratch"
+	deckPrefix   = "job"
+)
+
+// InputError is a submission the daemon refuses because of what the user sent. Nothing is
+// stored for it.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+func badInput(format string, a ...any) error {
+	return &InputError{Err: fmt.Errorf(format, a...)}
+}
+
+// ErrDraining is returned for submissions while the daemon stops.
+var ErrDraining = errors.New("qmd is shutting down; try again when it is back")
+
+// moleculeRecord is MoleculeFile: the normalised molecule with its graph, kept so a
+// finished job's shieldings can be grouped without re-reading the input.
+type moleculeRecord struct {
+	Title        string      `json:"title"`
+	Charge       int         `json:"charge"`
+	Multiplicity int         `json:"multiplicity"`
+	Atoms        []chem.Atom `json:"atoms"`
+	Bonds        [][2]int    `json:"bonds"`
+	Groups       []int       `json:"groups"`
+	BondedHeavy  []int       `json:"bonded_heavy"`
+}
+
+// prepared is one job ready to be written and stored.
+type prepared struct {
+	job   job.Job
+	files []api.Rendered // paths relative to the job dir
+}
+
+// Submit validates a submission, writes one job directory per molecule and stores the
+// jobs as queued. Bad input returns *InputError and creates nothing.
+func (m *Manager) Submit(ctx context.Context, uid int, req api.SubmitRequest) (api.SubmitResponse, error) {
+	if m.draining.Load() {
+		return api.SubmitResponse{}, ErrDraining
+	}
+	preps, err := m.prepare(ctx, uid, req)
+	if err != nil {
+		return api.SubmitResponse{}, err
+	}
+	if req.DryRun {
+		var r []api.Rendered
+		for _, p := range preps {
+			for _, f := range p.files {
+				r = append(r, api.Rendered{Path: filepath.Join(p.job.ID, f.Path), Content: f.Content})
+			}
+		}
+		return api.SubmitResponse{Rendered: r}, nil
+	}
+
+	var resp api.SubmitResponse
+	for _, p := range preps {
+		if err := m.create(ctx, p); err != nil {
+			return resp, err
+		}
+		resp.IDs = append(resp.IDs, p.job.ID)
+		m.log.Info("job submitted", "job", p.job.ID, "cluster", p.job.Cluster, "uid", uid,
+			"preset", p.job.Preset, "solvent", p.job.Solvent)
+	}
+	resp.ID = resp.IDs[0]
+	m.kick(preps[0].job.Cluster)
+	return resp, nil
+}
+
+// create writes a job directory under a temporary name, stores the row, then renames the
+// directory into place; a failure at any step leaves neither behind.
+func (m *Manager) create(ctx context.Context, p prepared) error {
+	jobsDir := m.cfg.JobsDir()
+	tmp := filepath.Join(jobsDir, ".new-"+p.job.ID)
+	final := filepath.Join(jobsDir, p.job.ID)
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
+		return fmt.Errorf("create job dir: %w", err)
+	}
+	for _, sub := range []string{"output", "logs", ScratchDir} {
+		if err := os.MkdirAll(filepath.Join(tmp, sub), 0o750); err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("create job dir: %w", err)
+		}
+	}
+	for _, f := range p.files {
+		mode := os.FileMode(0o640)
+		if f.Path == ScriptFile {
+			mode = 0o750
+		}
+		if err := os.WriteFile(filepath.Join(tmp, f.Path), []byte(f.Content), mode); err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("write %s: %w", f.Path, err)
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("place job dir: %w", err)
+	}
+	j := p.job
+	if err := m.st.Create(ctx, &j, fmt.Sprintf("submitted by uid %d", j.OwnerUID)); err != nil {
+		os.RemoveAll(final)
+		return fmt.Errorf("store job: %w", err)
+	}
+	return nil
+}
+
+// prepare turns a request into rendered jobs, or an *InputError.
+func (m *Manager) prepare(ctx context.Context, uid int, req api.SubmitRequest) ([]prepared, error) {
+	clusterName := req.Cluster
+	if clusterName == "" {
+		clusterName = m.cfg.DefaultCluster
+	}
+	c, ok := m.clusters[clusterName]
+	if !ok {
+		return nil, badInput("unknown cluster %q (configured: %s)", clusterName,
+			strings.Join(m.cfg.ClusterNames(), ", "))
+	}
+	presetName := req.Preset
+	if presetName == "" {
+		presetName = "draft"
+	}
+	preset, err := level.FindPreset(presetName)
+	if err != nil {
+		return nil, &InputError{Err: err}
+	}
+	solventName := req.Solvent
+	if solventName == "" {
+		solventName = "chcl3"
+	}
+	solvent, err := level.FindSolvent(solventName)
+	if err != nil {
+		return nil, &InputError{Err: err}
+	}
+	if err := checkName(req.Name); err != nil {
+		return nil, err
+	}
+
+	mols, format, raw, err := m.readMolecules(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if len(mols) > 1 && !req.SplitRecords {
+		return nil, badInput("the file holds %d molecules; submit one, or ask for one job per record (qmctl submit --split)", len(mols))
+	}
+	if len(mols) > 100 {
+		return nil, badInput("the file holds %d molecules; at most 100 jobs per submission", len(mols))
+	}
+
+	var out []prepared
+	var problems []error
+	for i, mol := range mols {
+		p, err := m.prepareOne(uid, req, c, preset, solvent, mol, format, raw)
+		if err != nil {
+			if len(mols) > 1 {
+				err = fmt.Errorf("record %d: %w", i+1, err)
+			}
+			problems = append(problems, err)
+			continue
+		}
+		if len(mols) > 1 && req.Name != "" {
+			p.job.Name = fmt.Sprintf("%s-%d", req.Name, i+1)
+		}
+		out = append(out, p)
+	}
+	if len(problems) > 0 {
+		return nil, &InputError{Err: errors.Join(problems...)}
+	}
+	return out, nil
+}
+
+// readMolecules decodes the submitted molecule(s).
+func (m *Manager) readMolecules(ctx context.Context, req api.SubmitRequest) ([]chem.Molecule, string, string, error) {
+	if req.SMILES != "" && req.Content != "" {
+		return nil, "", "", badInput("give either a file or --smiles, not both")
+	}
+	raw := req.Content
+	format := strings.ToLower(req.Format)
+	if req.SMILES != "" {
+		raw, format = req.SMILES, "smiles"
+	}
+	if strings.TrimSpace(raw) == "" {
+		return nil, "", "", badInput("no molecule given: the input is empty")
+	}
+	if len(raw) > m.cfg.MaxInputBytes {
+		return nil, "", "", badInput("input is %d bytes, over the limit of %d", len(raw), m.cfg.MaxInputBytes)
+	}
+	if format == "" {
+		f, err := chem.DetectFormat(req.Filename, []byte(raw))
+		if err != nil {
+			return nil, "", "", &InputError{Err: err}
+		}
+		format = f
+	}
+
+	cctx, cancel := context.WithTimeout(ctx, m.defaultCluster().cfg.CommandTimeout.Duration)
+	defer cancel()
+	switch format {
+	case "smiles":
+		smi := strings.TrimSpace(raw)
+		if i := strings.IndexAny(smi, " \t\r\n"); i >= 0 && req.SMILES == "" {
+			smi = smi[:i] // a .smi file: first token of the first line
+		}
+		mol, err := chem.FromSMILES(cctx, m.run, m.cfg.Obabel, smi)
+		if err != nil {
+			return nil, "", "", m.inputOrInternal(err)
+		}
+		return []chem.Molecule{mol}, format, raw, nil
+	case "xyz", "mol", "sdf":
+		mols, err := chem.Parse(format, []byte(raw))
+		if err != nil {
+			return nil, "", "", &InputError{Err: err}
+		}
+		for i := range mols {
+			if format != "xyz" && chem.Needs3D(mols[i]) {
+				mol3, err := chem.To3D(cctx, m.run, m.cfg.Obabel, mols[i])
+				if err != nil {
+					return nil, "", "", m.inputOrInternal(err)
+				}
+				mols[i] = mol3
+			}
+		}
+		return mols, format, raw, nil
+	}
+	return nil, "", "", badInput("unknown input format %q (use xyz, mol, sdf or smiles)", format)
+}
+
+// inputOrInternal keeps input errors as they are and marks the rest as problems with the
+// molecule tools rather than with the molecule.
+func (m *Manager) inputOrInternal(err error) error {
+	var ie *chem.InputError
+	if errors.As(err, &ie) {
+		return &InputError{Err: err}
+	}
+	return fmt.Errorf("convert molecule with Open Babel: %w", err)
+}
+
+// checkName accepts names a chemist would give a job: printable, no path or shell tricks
+// needed, because names show up in tables, file names of exports and scheduler job names.
+func checkName(name string) error {
+	if len(name) > 64 {
+		return badInput("job name is %d characters; at most 64", len(name))
+	}
+	for _, r := range name {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("-_.+", r)) {
+			return badInput("job name %q has %q; use letters, digits, '-', '_', '.', '+'", name, r)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) prepareOne(uid int, req api.SubmitRequest, c *cluster, preset level.Preset,
+	solvent level.Solvent, mol chem.Molecule, format, raw string) (prepared, error) {
+	charge := 0
+	if mol.Charge != nil {
+		charge = *mol.Charge
+	}
+	if req.Charge != nil {
+		charge = *req.Charge
+	}
+	mult := 1
+	if req.Multiplicity != nil {
+		mult = *req.Multiplicity
+	}
+	if err := chem.Validate(mol, charge, mult); err != nil {
+		return prepared{}, &InputError{Err: err}
+	}
+
+	id, err := job.NewID()
+	if err != nil {
+		return prepared{}, err
+	}
+	bonds := mol.Bonds
+	if len(bonds) == 0 {
+		bonds = chem.PerceiveBonds(mol.Atoms)
+	}
+	rec := moleculeRecord{
+		Title: mol.Title, Charge: charge, Multiplicity: mult, Atoms: mol.Atoms, Bonds: bonds,
+		Groups:      chem.EquivalenceGroups(mol.Atoms, bonds),
+		BondedHeavy: chem.BondedHeavy(mol.Atoms, bonds),
+	}
+	lvl := level.Describe(preset, solvent)
+
+	deck := templates.Deck{
+		JobID: id, Prefix: deckPrefix, Level: lvl, MemoryMB: c.cfg.MemoryMB,
+		PermanentDir: "./output", ScratchDir: "./" + ScratchDir,
+		Charge: charge, Multiplicity: mult, Functional: preset.Functional,
+		OptBasis: preset.OptBasis, NMRBasis: preset.NMRBasis, Solvent: solvent.NWChem,
+		MaxOptSteps: c.cfg.MaxOptSteps,
+	}
+	for _, a := range mol.Atoms {
+		deck.Atoms = append(deck.Atoms, templates.Atom{Element: a.Element, X: a.X, Y: a.Y, Z: a.Z})
+	}
+	deckText, err := m.tmpl.Render(templates.NWChemNMR, deck)
+	if err != nil {
+		return prepared{}, err
+	}
+	script := templates.Script{JobID: id, Level: lvl, Deck: DeckFile, Command: c.nwchemCommand()}
+	scriptText, err := m.tmpl.Render(templates.LocalScript, script)
+	if err != nil {
+		return prepared{}, err
+	}
+	hash, err := m.tmpl.Hash(templates.NWChemNMR, templates.LocalScript)
+	if err != nil {
+		return prepared{}, err
+	}
+	molJSON, err := json.MarshalIndent(rec, "", " ")
+	if err != nil {
+		return prepared{}, fmt.Errorf("encode molecule: %w", err)
+	}
+
+	name := req.Name
+	if name == "" {
+		name = defaultName(req.Filename, mol.Title)
+	}
+	j := job.Job{
+		ID: id, Name: name, OwnerUID: uid, Cluster: c.name, State: job.Queued,
+		Preset: preset.Name, Solvent: solvent.Name, Charge: charge, Multiplicity: mult,
+		Level: lvl, Software: m.software, TemplateHash: hash, InputFormat: format,
+	}
+	return prepared{job: j, files: []api.Rendered{
+		{Path: "input." + inputExt(format), Content: raw},
+		{Path: GeometryFile, Content: xyzText(mol.Atoms, name)},
+		{Path: MoleculeFile, Content: string(molJSON) + "\n"},
+		{Path: DeckFile, Content: deckText},
+		{Path: ScriptFile, Content: scriptText},
+	}}, nil
+}
+
+func inputExt(format string) string {
+	if format == "smiles" {
+		return "smi"
+	}
+	return format
+}
+
+// defaultName derives a job name from the file name or the molecule's title, keeping only
+// characters checkName accepts.
+func defaultName(filename, title string) string {
+	base := strings.TrimSuffix(filepath.Base(filename), filepath.Ext(filename))
+	if filename == "" || base == "." || base == "-" {
+		base = title
+	}
+	var b strings.Builder
+	for _, r := range base {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("-_.+", r) {
+			b.WriteRune(r)
+		}
+		if b.Len() >= 64 {
+			break
+		}
+	}
+	return b.String()
+}
+
+func xyzText(atoms []chem.Atom, title string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n%s\n", len(atoms), title)
+	for _, a := range atoms {
+		fmt.Fprintf(&b, "%-2s %14.8f %14.8f %14.8f\n", a.Element, a.X, a.Y, a.Z)
+	}
+	return b.String()
+}
+
+var _ = store.ErrJobNotFound

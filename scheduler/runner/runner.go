@@ -1,0 +1,155 @@
+// Package runner runs external commands for qmd. Every command the daemon sends to a
+// scheduler or helper program goes through a Runner: an argument list, never a shell
+// string, with a deadline and a pinned environment. Local exec is here; SSH plugs in later.
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Command is one program invocation.
+type Command struct {
+	Argv    []string
+	Stdin   []byte
+	Dir     string
+	Timeout time.Duration // 0: only the caller's ctx bounds it
+}
+
+// Result is what a finished command printed and how it exited.
+type Result struct {
+	Stdout   []byte
+	Stderr   []byte
+	ExitCode int
+}
+
+// Runner runs commands. A non-zero exit is returned as *CommandError together with the
+// Result, so callers can tell "the program said no" from "the program could not be run".
+type Runner interface {
+	Run(ctx context.Context, c Command) (Result, error)
+}
+
+// CommandError is a command that ran and exited non-zero.
+type CommandError struct {
+	Program  string
+	ExitCode int
+	Stderr   string
+}
+
+func (e *CommandError) Error() string {
+	msg := strings.TrimSpace(e.Stderr)
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	if msg == "" {
+		return fmt.Sprintf("%s: exit status %d", e.Program, e.ExitCode)
+	}
+	return fmt.Sprintf("%s: exit status %d: %s", e.Program, e.ExitCode, msg)
+}
+
+// envUnset lists variables a user's shell may set that change what scheduler tools print.
+var envUnset = []string{
+	"SQUEUE_FORMAT", "SQUEUE_FORMAT2", "SQUEUE_SORT", "SACCT_FORMAT", "SLURM_TIME_FORMAT",
+	"SLURM_CLUSTERS", "SINFO_FORMAT", "SQUEUE_ALL", "SACCT_FEDERATION", "PBS_DEFAULT_FORMAT",
+}
+
+// Environ returns base with the variables that alter tool output removed and LC_ALL=C set.
+func Environ(base []string) []string {
+	out := make([]string, 0, len(base)+1)
+	for _, kv := range base {
+		name, _, _ := strings.Cut(kv, "=")
+		drop := name == "LC_ALL" || name == "LANG" || name == "LANGUAGE"
+		for _, u := range envUnset {
+			if name == u {
+				drop = true
+			}
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "LC_ALL=C")
+}
+
+// Local runs commands on this machine with os/exec.
+type Local struct {
+	// WaitDelay bounds how long Run waits for output pipes after the process is killed,
+	// since a grandchild holding stdout open would otherwise keep Wait blocked.
+	WaitDelay time.Duration
+}
+
+// Run implements Runner.
+func (l Local) Run(ctx context.Context, c Command) (Result, error) {
+	if len(c.Argv) == 0 {
+		return Result{}, errors.New("run: empty command")
+	}
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+
+	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	cmd.Dir = c.Dir
+	cmd.Env = Environ(os.Environ())
+	cmd.WaitDelay = l.WaitDelay
+	if cmd.WaitDelay == 0 {
+		cmd.WaitDelay = 2 * time.Second
+	}
+	if c.Stdin != nil {
+		cmd.Stdin = bytes.NewReader(c.Stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+
+	err := cmd.Run()
+	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	if err == nil {
+		return res, nil
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return res, fmt.Errorf("run %s: %w", c.Argv[0], ctxErr)
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		res.ExitCode = exitErr.ExitCode()
+		return res, &CommandError{Program: c.Argv[0], ExitCode: res.ExitCode, Stderr: stderr.String()}
+	}
+	return res, fmt.Errorf("run %s: %w", c.Argv[0], err)
+}
+
+// Quote returns s as one POSIX shell word: wrapped in single quotes, each embedded single
+// quote closed, escaped and reopened. It is right for sh, dash and bash; it is not enough
+// for a string that a tcsh login shell reads, which is why remote commands use stdin.
+func Quote(s string) string {
+	if s != "" && strings.IndexFunc(s, unsafeShellRune) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// QuoteArgv quotes each word and joins them with spaces.
+func QuoteArgv(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = Quote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+func unsafeShellRune(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return false
+	case strings.ContainsRune("-_./=:,+@%", r):
+		return false
+	}
+	return true
+}

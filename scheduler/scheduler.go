@@ -1,0 +1,77 @@
+// Package scheduler defines the seam between qmd's job manager and the systems that run
+// jobs: the embedded local executor now, Slurm, PBS and Torque behind the same interface.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"qmd/daemon/job"
+)
+
+// Handle names one job to a scheduler: qmd's id, the job directory the batch script lives
+// in, and whatever the scheduler returned when the job was handed over.
+type Handle struct {
+	JobID       string
+	Dir         string
+	SchedulerID string
+	Meta        string // scheduler-private data (JSON), stored with the job
+	State       job.State
+}
+
+// SubmitRequest hands a rendered job directory to a scheduler.
+type SubmitRequest struct {
+	JobID  string
+	Dir    string // job directory holding the batch script
+	Script string // batch script file name inside Dir
+	Tag    string // names the qmd job in the scheduler (job name or comment), for reconciling
+}
+
+// Submission is what the scheduler answered to a submission.
+type Submission struct {
+	SchedulerID string
+	Meta        string
+	State       job.State // usually Pending
+}
+
+// Status is one observation of a job by its scheduler. State is Pending, Running or
+// Suspended while the job lives; Completing once the program ended and its outputs should
+// be checked; Failed, Cancelled or Timeout when the scheduler itself ended it.
+type Status struct {
+	State       job.State
+	SchedulerID string // set when the scheduler learned a new id (the local pid at start)
+	Meta        string
+	ExitCode    *int
+	Signal      *int
+	Reason      string
+	StartedAt   *time.Time
+	EndedAt     *time.Time
+}
+
+// Scheduler runs jobs. Every method takes ctx first and honours its deadline.
+type Scheduler interface {
+	// Name is the scheduler kind: "local", "slurm", ...
+	Name() string
+
+	// Submit hands one job over. An error wrapping ErrRejected means the scheduler refused
+	// the job for good; any other error may be transient.
+	Submit(ctx context.Context, req SubmitRequest) (Submission, error)
+
+	// Poll observes many jobs in one go. A job missing from the map is unknown to the
+	// scheduler; an error means "could not ask", and no job may change state because of it.
+	Poll(ctx context.Context, jobs []Handle) (map[string]Status, error)
+
+	// Cancel asks the scheduler to end a job. It returns once the request is accepted.
+	Cancel(ctx context.Context, h Handle) error
+
+	// Recover is called once at start with every job left active by an earlier run of qmd,
+	// so the scheduler can re-adopt them. It never starts a job a second time.
+	Recover(ctx context.Context, jobs []Handle) (map[string]Status, error)
+}
+
+// ErrRejected marks a submission the scheduler refused (bad partition, over a limit, ...).
+var ErrRejected = errors.New("scheduler rejected the job")
+
+// ErrNotFound marks a job the scheduler does not know.
+var ErrNotFound = errors.New("job not known to the scheduler")
