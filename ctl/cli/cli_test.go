@@ -116,6 +116,8 @@ func TestCommands(t *testing.T) {
 			"--state=failed"}, golden: "list_filtered.txt"},
 		{name: "list empty json", args: []string{"list", "--state", "lost", "--json"},
 			stdout: "[]\n"},
+		{name: "list empty", args: []string{"list", "--state", "lost"},
+			stdout: "ID  STATE  CLUSTER  NAME  PRESET  SOLVENT  CREATED  UPDATED\n"},
 		{name: "list extra arg", args: []string{"list", "x"}, code: 2,
 			stderr: "list takes no arguments"},
 
@@ -382,6 +384,33 @@ func TestSubmitRefusesBinary(t *testing.T) {
 	got := runQmctl(t, f.socket, "", "submit", p)
 	if got.code != 2 || !strings.Contains(got.stderr, "is not a text file") {
 		t.Errorf("exit %d stderr %q", got.code, got.stderr)
+	}
+}
+
+// TestWaitSurvivesRestart checks that a daemon going away during a wait is waited out
+// with one note, not taken for the job's end.
+func TestWaitSurvivesRestart(t *testing.T) {
+	f := startFake(t)
+	f.mu.Lock()
+	f.hiccups = 3
+	f.mu.Unlock()
+	got := runQmctl(t, f.socket, "", "wait", idWaitOK)
+	if got.code != 0 || got.stdout != "completed\n" {
+		t.Errorf("exit %d stdout %q stderr %q", got.code, got.stdout, got.stderr)
+	}
+	if n := strings.Count(got.stderr, "lost contact with qmd"); n != 1 {
+		t.Errorf("%d notes about the lost daemon, want 1: %q", n, got.stderr)
+	}
+}
+
+func TestResultHeaderWarnsUnconverged(t *testing.T) {
+	r := cannedResult()
+	r.Converged = false
+	r.Reference = api.Reference{Method: "linear", Level: "mPW1PW91/6-311+G(2d,p)"}
+	want := "job " + idDone + ": energy -155.03467421 Eh; reference method linear; " +
+		"level mPW1PW91/6-311+G(2d,p); WARNING: geometry optimization did not converge"
+	if got := resultHeader(r); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 

@@ -83,8 +83,11 @@ func (a *app) apiFailure(err error, op, id string) error {
 	var apiErr *client.APIError
 	var msg string
 	switch {
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled):
 		msg = op + ": interrupted"
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = fmt.Sprintf("%s: qmd at %s did not answer in time (the daemon's log may "+
+			"say why)", op, a.socket())
 	case errors.Is(err, client.ErrUnreachable) && errors.Is(err, fs.ErrPermission):
 		msg = fmt.Sprintf("no permission to use qmd's socket %s: ask your administrator "+
 			"for access (or set --socket or QMD_SOCKET)", a.socket())

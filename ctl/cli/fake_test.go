@@ -27,7 +27,10 @@ type fakeQMD struct {
 	submits  []api.SubmitRequest
 	rawSubs  [][]byte
 	draining bool
-	polls    map[string]int // GETs seen per wait-sequence job
+	// hiccups is how many "draining" answers a wait-sequence job gets after its first
+	// poll, as when the daemon restarts under a long wait.
+	hiccups int
+	polls   map[string]int // GETs seen per wait-sequence job
 }
 
 // Fixed ids and times keep golden files stable.
@@ -267,6 +270,12 @@ func (f *fakeQMD) lookup(w http.ResponseWriter, id string, poll bool) (api.Job, 
 	}
 	f.mu.Lock()
 	n := f.polls[id]
+	if poll && n >= 1 && f.hiccups > 0 {
+		f.hiccups--
+		f.mu.Unlock()
+		replyErr(w, http.StatusServiceUnavailable, api.CodeDraining, "qmd is stopping")
+		return api.Job{}, false
+	}
 	if poll {
 		f.polls[id]++
 	}

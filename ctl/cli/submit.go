@@ -98,6 +98,9 @@ func (a *app) readMolecule(path string) (content, filename string, err error) {
 	label := path
 	if path == "-" {
 		r, label = a.stdin, "standard input"
+		if isTerminal(a.stdin) {
+			a.warnf("reading the molecule from the terminal; end it with Ctrl-D")
+		}
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
@@ -132,6 +135,17 @@ func (a *app) readMolecule(path string) (content, filename string, err error) {
 			"(compressed files must be decompressed first)", label)
 	}
 	return string(b), filename, nil
+}
+
+// isTerminal reports whether r is an interactive terminal, where "submit -" would
+// otherwise sit silently waiting for input the user may not know it wants.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func tooLarge(label string, size int64) error {

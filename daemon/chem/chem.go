@@ -100,8 +100,9 @@ func Parse(format string, data []byte) ([]Molecule, error) {
 // DetectFormat names the format of an upload: "xyz", "mol", "sdf" or "smiles". The file
 // extension decides when it is one of .xyz .mol .sdf .sd .smi .smiles, because users name
 // their files deliberately; otherwise the content is sniffed, in the order MOL (a counts
-// line tagged V2000/V3000 on line 4), XYZ (an atom count on line 1), SMILES (the first
-// token of line 1 is made of SMILES characters only).
+// line tagged V2000/V3000 on line 4; "sdf" if a "$$$$" line follows), XYZ (an atom count
+// on line 1), SMILES (the first token of line 1 passes CheckSMILES and uses only
+// organic-subset atoms outside brackets, so a title word is not mistaken for SMILES).
 func DetectFormat(filename string, data []byte) (string, error) {
 	switch strings.ToLower(filepath.Ext(filename)) {
 	case ".xyz":

@@ -47,15 +47,12 @@ func TestGroups(t *testing.T) {
 }
 
 // TestGroupsNeedRefinement covers atoms that start alike (same element and degree) and
-// are told apart only by atoms further away: in propan-1-ol the two CH2 carbons, and
-// in 1-chloropropane the terminal CH3 from the CH2 next to it.
+// are told apart only by atoms further away, so at least two refinement rounds are needed.
 func TestGroupsNeedRefinement(t *testing.T) {
-	// Heavy-atom graph of butane-like chain X-C-C-C-C-Y without hydrogens:
-	// Cl0 C1 C2 C3 C4 (C4 terminal, degree 1 like Cl0).
+	// Cl-C-C-C-C: the three inner carbons all have two bonds.
 	atoms := []Atom{{"Cl", 0, 0, 0}, {"C", 1, 0, 0}, {"C", 2, 0, 0}, {"C", 3, 0, 0},
 		{"C", 4, 0, 0}}
 	bonds := [][2]int{{0, 1}, {1, 2}, {2, 3}, {3, 4}}
-	// C1, C2, C3 all have degree 2 and start alike; refinement separates them.
 	want := []int{1, 2, 3, 4, 5}
 	if got := EquivalenceGroups(atoms, bonds); !reflect.DeepEqual(got, want) {
 		t.Errorf("chain: %v, want %v", got, want)

@@ -126,7 +126,7 @@ func parseV2000(m Molecule, lines []string, c int) (Molecule, int, error) {
 	}
 	chg, chgSeen := 0, false
 	for i < len(lines) {
-		l := lines[i]
+		l, skip := lines[i], 0
 		if strings.HasPrefix(l, "M  END") {
 			i++
 			break
@@ -143,13 +143,18 @@ func parseV2000(m Molecule, lines []string, c int) (Molecule, int, error) {
 			chg += q
 			chgSeen = true
 		case strings.HasPrefix(l, "A  "), strings.HasPrefix(l, "G  "):
-			i++ // atom alias and group abbreviation take a second line of text
+			skip = 1 // atom alias and group abbreviation take a second line of text
 		case strings.HasPrefix(l, "S  SKP"):
 			if n, err := strconv.Atoi(strings.TrimSpace(l[6:])); err == nil && n > 0 {
-				i += min(n, len(lines))
+				skip = min(n, len(lines))
 			}
 		}
 		i++
+		// Skipped lines never include "$$$$", so records always end where SplitSDF
+		// cuts them.
+		for ; skip > 0 && i < len(lines) && strings.TrimSpace(lines[i]) != "$$$$"; skip-- {
+			i++
+		}
 	}
 	// In V2000, any "M  CHG" line supersedes the atom block's charge column entirely.
 	switch {
@@ -306,13 +311,16 @@ func parseV3000(m Molecule, lines []string, i int) (Molecule, int, error) {
 			continue
 		}
 		first := i + 1
-		content := strings.TrimPrefix(l, "M  V30")
-		for strings.HasSuffix(content, "-") && i+1 < len(lines) &&
+		part := strings.TrimPrefix(l, "M  V30")
+		var content strings.Builder // a Builder, since a hostile file may continue for ever
+		for strings.HasSuffix(part, "-") && i+1 < len(lines) &&
 			strings.HasPrefix(lines[i+1], "M  V30") {
+			content.WriteString(strings.TrimSuffix(part, "-"))
 			i++
-			content = strings.TrimSuffix(content, "-") + strings.TrimPrefix(lines[i], "M  V30 ")
+			part = strings.TrimPrefix(lines[i], "M  V30 ")
 		}
-		v30 = append(v30, v30Line{line: first, tokens: tokenizeV30(content)})
+		content.WriteString(part)
+		v30 = append(v30, v30Line{line: first, tokens: tokenizeV30(content.String())})
 		i++
 	}
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -46,26 +47,7 @@ func chargeString(c *int) string {
 	if c == nil {
 		return "nil"
 	}
-	return strings.TrimSpace(strings.Repeat(" ", 1) + itoa(*c))
-}
-
-func itoa(i int) string {
-	neg := i < 0
-	if neg {
-		i = -i
-	}
-	s := ""
-	for {
-		s = string(rune('0'+i%10)) + s
-		i /= 10
-		if i == 0 {
-			break
-		}
-	}
-	if neg {
-		s = "-" + s
-	}
-	return s
+	return strconv.Itoa(*c)
 }
 
 var ethanolBonds = [][2]int{{0, 1}, {0, 3}, {0, 4}, {0, 5}, {1, 2}, {1, 6}, {1, 7}, {2, 8}}
@@ -99,7 +81,8 @@ func TestParseRecords(t *testing.T) {
 		{"xyz numbers, any case, extra columns, CRLF, trailing blanks", "xyz",
 			[]byte("3\r\nwater\r\n8 0 0 0 -0.8\r\nh 0.96 0 0 0.4\r\nH -0.24 0.93 0 0.4\r\n\r\n\n"),
 			[]rec{water}},
-		{"xyz zero atoms", "xyz", []byte("0\nnothing\n"), []rec{{"nothing", "", "nil", "3D", nil}}},
+		{"xyz zero atoms", "xyz", []byte("0\nnothing\n"),
+			[]rec{{"nothing", "", "nil", "3D", nil}}},
 		{"mol v2000", "mol", fixture(t, "ethanol_v2000.mol"), []rec{ethanol}},
 		{"mol v2000 CRLF with BOM", "mol", []byte("\xef\xbb\xbf" + strings.ReplaceAll(
 			string(fixture(t, "ethanol_v2000.mol")), "\n", "\r\n")), []rec{ethanol}},
@@ -235,7 +218,8 @@ func TestParseErrors(t *testing.T) {
 		{"blank", "sdf", " \n\t\n", "the input is empty", 0},
 		{"too big", "xyz", strings.Repeat("x", MaxInputBytes+1),
 			"input is 1048577 bytes; the limit is 1048576 bytes (1 MiB)", 0},
-		{"unknown format", "pdb", "x", `unknown input format "pdb"; use xyz, mol, sdf or smiles`, 0},
+		{"unknown format", "pdb", "x",
+			`unknown input format "pdb"; use xyz, mol, sdf or smiles`, 0},
 		{"smiles", "smiles", "CCO",
 			"SMILES input needs 3D coordinates from Open Babel; use FromSMILES", 0},
 
@@ -261,12 +245,14 @@ func TestParseErrors(t *testing.T) {
 			`line 3: coordinate "-inf" is not a finite number`, 3},
 		{"xyz overflow", "xyz", "1\nt\nO 1e999 0 0\n",
 			`line 3: coordinate "1e999" is out of range`, 3},
-		{"xyz second block", "xyz", "1\na\nH 0 0 0\n1\nb\nQ 0 0 0\n", `line 6: unknown element "Q"`, 6},
+		{"xyz second block", "xyz", "1\na\nH 0 0 0\n1\nb\nQ 0 0 0\n",
+			`line 6: unknown element "Q"`, 6},
 
 		{"mol short header", "mol", "title\nprogram\n",
 			"line 3: the file ends inside the MOL header (title, program and comment " +
 				"lines, then the counts line)", 3},
-		{"mol counts", "mol", head + "xx\n", `line 4: expected the counts line (atoms, bonds), got "xx"`, 4},
+		{"mol counts", "mol", head + "xx\n",
+			`line 4: expected the counts line (atoms, bonds), got "xx"`, 4},
 		{"mol too few atoms", "mol", head + "  4  0\n" + water[7:] + "M  END\n",
 			"line 4: the counts line says 4 atoms, but only 3 atom lines follow", 4},
 		{"mol too few bonds", "mol", head + water + "  1  2  1\nM  END\n",
@@ -283,9 +269,11 @@ func TestParseErrors(t *testing.T) {
 			"line 9: bond from atom 3 to itself", 9},
 		{"mol bad bond line", "mol", head + water + "  1  2  1\n  x\nM  END\n",
 			`line 9: expected a bond line (atom, atom, type), got "  x"`, 9},
-		{"mol charge atom range", "mol", head + water + "  1  2  1\n  1  3  1\nM  CHG  1   4  -1\n",
+		{"mol charge atom range", "mol",
+			head + water + "  1  2  1\n  1  3  1\nM  CHG  1   4  -1\n",
 			"line 10: charge on atom 4, but there are only 3 atoms", 10},
-		{"mol charge garbage", "mol", head + water + "  1  2  1\n  1  3  1\nM  CHG  2   1  -1\n",
+		{"mol charge garbage", "mol",
+			head + water + "  1  2  1\n  1  3  1\nM  CHG  2   1  -1\n",
 			`line 10: cannot read the charge line "M  CHG  2   1  -1"`, 10},
 		{"sdf error in second record", "sdf", strings.Replace(sdf,
 			"0.6655   -1.0614    0.1136 H", "0.6655   -1.0614    0.1136 Xx", 1),
@@ -295,7 +283,7 @@ func TestParseErrors(t *testing.T) {
 
 		{"v3000 no ctab", "mol", head + "  0  0  0     0  0            999 V3000\nM  END\n",
 			`V3000 record "t" has no "BEGIN CTAB" block`, 0},
-		{"v3000 counts", "mol", v3("M  V30 COUNTS 3 0 0 0 0\n"+atoms),
+		{"v3000 counts", "mol", v3("M  V30 COUNTS 3 0 0 0 0\n" + atoms),
 			"line 6: COUNTS says 3 atoms and 0 bonds, but the blocks hold 2 atoms and 0 bonds", 6},
 		{"v3000 bad counts", "mol", v3("M  V30 COUNTS x 0 0 0 0\n"),
 			"line 6: cannot read the COUNTS line", 6},
@@ -305,9 +293,11 @@ func TestParseErrors(t *testing.T) {
 			"line 8: atom index 1 appears twice", 8},
 		{"v3000 short atom", "mol", v3("M  V30 BEGIN ATOM\nM  V30 1 O 0 0\nM  V30 END ATOM\n"),
 			"line 7: expected an atom line (index type x y z aamap), got 4 fields", 7},
-		{"v3000 bad charge", "mol", v3(strings.Replace(atoms, " 0.96 0 0 0", " 0.96 0 0 0 CHG=x", 1)),
+		{"v3000 bad charge", "mol",
+			v3(strings.Replace(atoms, " 0.96 0 0 0", " 0.96 0 0 0 CHG=x", 1)),
 			`line 8: cannot read the charge "CHG=x"`, 8},
-		{"v3000 bond atom", "mol", v3(atoms + "M  V30 BEGIN BOND\nM  V30 1 1 1 3\nM  V30 END BOND\n"),
+		{"v3000 bond atom", "mol",
+			v3(atoms + "M  V30 BEGIN BOND\nM  V30 1 1 1 3\nM  V30 END BOND\n"),
 			"line 11: bond 1 refers to atom 1 or 3, which is not in the atom block", 11},
 		{"v3000 unmatched end", "mol", v3(atoms + "M  V30 END BOND\n"),
 			"line 10: END BOND without a matching BEGIN BOND", 10},
@@ -361,7 +351,8 @@ func TestDetectFormat(t *testing.T) {
 		file, data, want string
 	}{
 		{"upload", "", "the input is empty"},
-		{"upload", "ethanol\nCCO\n", `cannot tell the format of "upload"; name it .xyz, .mol, .sdf or .smi`},
+		{"upload", "ethanol\nCCO\n",
+			`cannot tell the format of "upload"; name it .xyz, .mol, .sdf or .smi`},
 		{"x/upload.pdb", "ATOM      1  N   ALA A   1\n",
 			`cannot tell the format of "upload.pdb"; name it .xyz, .mol, .sdf or .smi`},
 		{"upload", strings.Repeat("C", MaxInputBytes+1),
@@ -394,13 +385,18 @@ func TestTitleCleaned(t *testing.T) {
 		t.Errorf("title = %q", m.Title)
 	}
 	m = parseOne(t, "xyz", []byte("1\n"+strings.Repeat("é", 300)+"\nH 0 0 0\n"))
-	if len(m.Title) > 200 || !strings.HasPrefix(m.Title, "éé") || strings.ContainsRune(m.Title, '\uFFFD') {
+	if len(m.Title) > 200 || !strings.HasPrefix(m.Title, "éé") ||
+		strings.ContainsRune(m.Title, '\uFFFD') {
 		t.Errorf("long title not cut on a rune boundary: %d bytes", len(m.Title))
 	}
 }
 
+// TestSplitSDF checks that SplitSDF cuts an SD file into the same records Parse reads,
+// so that the record of molecule i can be handed to To3D; an alias line whose text is
+// "$$$$" must not make the two disagree.
 func TestSplitSDF(t *testing.T) {
 	data := fixture(t, "multi.sdf")
+	data = append(data, "alias\n\n\n  1  0\n0 0 0 C\nA    1\n$$$$\n"...)
 	recs := SplitSDF(data)
 	mols, err := Parse("sdf", data)
 	if err != nil {

@@ -16,8 +16,9 @@ import (
 // far beyond MaxAtoms, and the limit keeps argv small.
 const MaxSMILES = 2000
 
-// obabelTimeout bounds one Open Babel run. Embedding a molecule of MaxAtoms atoms with
-// --gen3d takes seconds; a minute means it is stuck.
+// obabelTimeout bounds one Open Babel run so a stuck embedding cannot hold a submission.
+// --gen3d takes about a second for small drug-like molecules and about ten seconds for a
+// 120-atom alkane; molecules near MaxAtoms may need the caller to allow more.
 const obabelTimeout = 60 * time.Second
 
 // smilesPunct are the non-alphanumeric characters SMILES uses.

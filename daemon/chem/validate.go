@@ -17,10 +17,11 @@ const maxCloseReports = 5
 // Validate checks that m with the requested charge and spin multiplicity can be computed,
 // and returns every problem found, joined with errors.Join, so the user can fix them all
 // in one go. The checks are: atoms present and at most MaxAtoms; known elements; finite
-// coordinates; no two atoms closer than 0.5 Å; multiplicity at least 1; the charge agrees
-// with a charge stated in the file; the electron count is positive and its parity fits the
-// multiplicity (an even count needs an odd multiplicity and vice versa), with no more
-// unpaired electrons than electrons.
+// coordinates; no two atoms closer than 0.5 Å; multiplicity at least 1; the electron count
+// is positive and its parity fits the multiplicity (an even count needs an odd
+// multiplicity and vice versa), with no more unpaired electrons than electrons.
+// m.Charge is not consulted: charge is what the caller settled on, and a user may
+// deliberately override the charge written in the file.
 func Validate(m Molecule, charge, multiplicity int) error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -47,10 +48,6 @@ func Validate(m Molecule, charge, multiplicity int) error {
 	}
 	if multiplicity < 1 {
 		add("multiplicity must be 1 (singlet) or more, got %d", multiplicity)
-	}
-	if m.Charge != nil && *m.Charge != charge {
-		add("the file gives a total formal charge of %d, but the charge requested is %d; "+
-			"set --charge %d or correct the file", *m.Charge, charge, *m.Charge)
 	}
 	if known && len(m.Atoms) > 0 {
 		errs = append(errs, checkElectrons(Electrons(m, charge), charge, multiplicity)...)

@@ -21,7 +21,13 @@ import (
 // summary plus the relevant excerpt of NWChem's output.
 func (m *Manager) finish(ctx context.Context, c *cluster, j job.Job) {
 	dir := m.jobDir(j.ID)
-	res, fail := m.evaluate(dir, j)
+	res, version, fail := m.evaluate(dir, j)
+	if version != "" {
+		sw := "NWChem " + version
+		if err := m.st.Update(ctx, j.ID, store.Update{Software: &sw}); err != nil {
+			m.log.Warn("record NWChem version", "job", j.ID, "err", err)
+		}
+	}
 	if fail != "" {
 		summary := fail
 		if _, err := m.st.Transition(ctx, j.ID, job.Completing, job.Failed, firstLine(summary),
@@ -55,27 +61,28 @@ func (m *Manager) finish(ctx context.Context, c *cluster, j job.Job) {
 	m.forget(c, j.ID)
 }
 
-// evaluate parses a job's output and builds its result; a non-empty string is the
-// failure (summary line, blank line, excerpt).
-func (m *Manager) evaluate(dir string, j job.Job) (api.Result, string) {
+// evaluate parses a job's output and builds its result; a non-empty fail is the failure
+// (summary line, blank line, excerpt). version is NWChem's, when the output names it.
+func (m *Manager) evaluate(dir string, j job.Job) (res api.Result, version, fail string) {
 	var molRec moleculeRecord
 	b, err := os.ReadFile(filepath.Join(dir, MoleculeFile))
 	if err != nil {
-		return api.Result{}, "job directory damaged: " + err.Error()
+		return api.Result{}, version, "job directory damaged: " + err.Error()
 	}
 	if err := json.Unmarshal(b, &molRec); err != nil {
-		return api.Result{}, "job directory damaged: read molecule: " + err.Error()
+		return api.Result{}, version, "job directory damaged: read molecule: " + err.Error()
 	}
 
 	stdout, err := os.ReadFile(filepath.Join(dir, OutputFile))
 	if err != nil {
-		return api.Result{}, "NWChem wrote no output: " + err.Error()
+		return api.Result{}, version, "NWChem wrote no output: " + err.Error()
 	}
 	stderr, _ := os.ReadFile(filepath.Join(dir, StderrFile))
 	out, err := nwchem.Parse(bytes.NewReader(stdout))
 	if err != nil {
-		return api.Result{}, "cannot read NWChem output: " + err.Error()
+		return api.Result{}, version, "cannot read NWChem output: " + err.Error()
 	}
+	version = out.Version
 
 	code, sig := -1, 0
 	if j.ExitCode != nil {
@@ -89,12 +96,12 @@ func (m *Manager) evaluate(dir string, j job.Job) (api.Result, string) {
 		if f.Excerpt != "" {
 			msg += "\n\n" + f.Excerpt
 		}
-		return api.Result{}, msg
+		return api.Result{}, version, msg
 	}
 
 	ref, err := shifts.For(j.Preset, j.Solvent)
 	if err != nil {
-		return api.Result{}, "no shift reference: " + err.Error()
+		return api.Result{}, version, "no shift reference: " + err.Error()
 	}
 	elements := make([]string, len(out.Shieldings))
 	sigma := make([]float64, len(out.Shieldings))
@@ -103,7 +110,7 @@ func (m *Manager) evaluate(dir string, j job.Job) (api.Result, string) {
 		sigma[i] = s.Isotropic
 	}
 	atoms := shifts.Compute(ref, elements, sigma, molRec.Groups, molRec.BondedHeavy)
-	res := api.Result{
+	res = api.Result{
 		ID: j.ID, EnergyHartree: out.Energy, Converged: out.OptConverged, Reference: ref.API(),
 		Shifts: make([]api.Shift, len(atoms)),
 	}
@@ -111,7 +118,7 @@ func (m *Manager) evaluate(dir string, j job.Job) (api.Result, string) {
 		res.Shifts[i] = api.Shift{Atom: a.Atom, Element: a.Element, Shielding: a.Shielding,
 			Shift: a.Shift, BondedTo: a.BondedTo, Group: a.Group}
 	}
-	return res, ""
+	return res, version, ""
 }
 
 func firstLine(s string) string {

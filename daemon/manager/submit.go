@@ -225,13 +225,20 @@ func (m *Manager) readMolecules(ctx context.Context, req api.SubmitRequest) ([]c
 	defer cancel()
 	switch format {
 	case "smiles":
-		smi := strings.TrimSpace(raw)
-		if i := strings.IndexAny(smi, " \t\r\n"); i >= 0 && req.SMILES == "" {
-			smi = smi[:i] // a .smi file: first token of the first line
+		smi, title := strings.TrimSpace(raw), ""
+		if req.SMILES == "" {
+			s, t, err := chem.SMILESFromFile([]byte(raw))
+			if err != nil {
+				return nil, "", "", &InputError{Err: err}
+			}
+			smi, title = s, t
 		}
 		mol, err := chem.FromSMILES(cctx, m.run, m.cfg.Obabel, smi)
 		if err != nil {
 			return nil, "", "", m.inputOrInternal(err)
+		}
+		if title != "" {
+			mol.Title = title
 		}
 		return []chem.Molecule{mol}, format, raw, nil
 	case "xyz", "mol", "sdf":
@@ -239,9 +246,13 @@ func (m *Manager) readMolecules(ctx context.Context, req api.SubmitRequest) ([]c
 		if err != nil {
 			return nil, "", "", &InputError{Err: err}
 		}
+		var records [][]byte
+		if format != "xyz" {
+			records = chem.SplitSDF([]byte(raw))
+		}
 		for i := range mols {
-			if format != "xyz" && chem.Needs3D(mols[i]) {
-				mol3, err := chem.To3D(cctx, m.run, m.cfg.Obabel, mols[i])
+			if format != "xyz" && chem.Needs3D(mols[i]) && i < len(records) {
+				mol3, err := chem.To3D(cctx, m.run, m.cfg.Obabel, records[i])
 				if err != nil {
 					return nil, "", "", m.inputOrInternal(err)
 				}

@@ -57,18 +57,43 @@ const (
 
 // lineMarkers are the stdout lines that name a cause (facts §5). They are searched both in
 // the error-block message and, for the generic "<task> failed" messages, in the whole output.
+// Plain substrings, not regexps: every line of a multi-megabyte output is tested.
 var lineMarkers = []struct {
 	kind FailureKind
-	re   *regexp.Regexp
+	subs []string
+	fold bool // compare in lower case
 }{
-	{OptNotConverged, regexp.MustCompile(`Failed to converge in maximum number of steps`)},
-	{SCFNotConverged, regexp.MustCompile(`Calculation failed to converge`)},
-	{MissingBasis, regexp.MustCompile(
-		`non-existing file|bas_tag_lib: failed opening basis file`)},
-	{OutOfMemory, regexp.MustCompile(`(?i)out of memory|memory limit unreasonable|` +
-		`insufficient memory|not enough memory`)},
-	{InputError, regexp.MustCompile(`input_parse: unknown directive|xc_input: invalid format|` +
-		`usage: task|Odd number of electrons`)},
+	{OptNotConverged, []string{"Failed to converge in maximum number of steps"}, false},
+	{SCFNotConverged, []string{"Calculation failed to converge"}, false},
+	{MissingBasis, []string{"non-existing file", "bas_tag_lib: failed opening basis file"},
+		false},
+	{OutOfMemory, []string{"out of memory", "memory limit unreasonable",
+		"insufficient memory", "not enough memory"}, true},
+	{InputError, []string{"input_parse: unknown directive", "xc_input: invalid format",
+		"usage: task", "Odd number of electrons"}, false},
+}
+
+// markerKind returns the kind of the first line marker found in line.
+func markerKind(line string) (FailureKind, bool) {
+	lower := ""
+	for _, m := range lineMarkers {
+		l := line
+		if m.fold {
+			if !strings.Contains(line, "emory") && !strings.Contains(line, "EMORY") {
+				continue
+			}
+			if lower == "" {
+				lower = strings.ToLower(line)
+			}
+			l = lower
+		}
+		for _, sub := range m.subs {
+			if strings.Contains(l, sub) {
+				return m.kind, true
+			}
+		}
+	}
+	return "", false
 }
 
 // messageHints classify error-block messages that no exact marker covers, by the NWChem
@@ -136,14 +161,11 @@ func scan(stdout []byte) *scanned {
 		if echo.skip(line) {
 			continue
 		}
-		if reConverged.MatchString(line) {
+		if strings.Contains(line, "Optimization converged") && reConverged.MatchString(line) {
 			s.lastConverged = len(s.lines)
 		}
-		for _, m := range lineMarkers {
-			if m.re.MatchString(line) {
-				s.hits = append(s.hits, hit{m.kind, len(s.lines)})
-				break
-			}
+		if k, ok := markerKind(line); ok {
+			s.hits = append(s.hits, hit{k, len(s.lines)})
 		}
 		s.lines = append(s.lines, line)
 	}
@@ -245,8 +267,7 @@ func Check(out *Output, stdout, stderr []byte, exitCode, signal, natoms int,
 		return s.blockFailure(out, armci)
 	}
 	if !out.Finished {
-		switch {
-		case killed:
+		if killed {
 			return s.fail(Killed, "NWChem was killed "+how+" before it finished", armci)
 		}
 		// A cause printed after the last converged optimisation, with the output cut short
@@ -255,11 +276,8 @@ func Check(out *Output, stdout, stderr []byte, exitCode, signal, natoms int,
 			return s.fail(h.kind, summarise(h.kind, "", out, s, h.line), armci)
 		}
 		// stdout may be lost or cut while stderr still carries NWChem's message.
-		for _, m := range lineMarkers {
-			if armci != "" && m.re.MatchString(armci) {
-				return s.fail(m.kind, summarise(m.kind, armciMessage(armci), out, s, -1),
-					armci)
-			}
+		if k, ok := markerKind(armci); ok {
+			return s.fail(k, summarise(k, armciMessage(armci), out, s, -1), armci)
 		}
 		msg := "NWChem output stops before the end of the run (no \"Total times\" line"
 		if exitCode >= 0 {
@@ -298,18 +316,14 @@ func Check(out *Output, stdout, stderr []byte, exitCode, signal, natoms int,
 }
 
 // blockFailure classifies an NWChem error block: first by the message itself, then, for the
-// generic "<task> failed" messages, by the last cause marker printed before the block, then
-// by the category line.
+// generic "<task> failed" messages, by the last cause marker printed before the block (and
+// after any converged optimisation), then by the category line.
 func (s *scanned) blockFailure(out *Output, armci string) *Failure {
 	b := s.block
 	kind, cause := FailureKind(""), -1
-	for _, m := range lineMarkers {
-		if m.re.MatchString(b.message) {
-			kind = m.kind
-			break
-		}
-	}
-	if kind == "" {
+	if k, ok := markerKind(b.message); ok {
+		kind = k
+	} else {
 		for _, m := range messageHints {
 			if m.re.MatchString(b.message) {
 				kind = m.kind
@@ -318,7 +332,9 @@ func (s *scanned) blockFailure(out *Output, armci string) *Failure {
 		}
 	}
 	if kind == "" {
-		if h, ok := s.lastHit(b.end); ok {
+		// Markers from before a converged optimisation were recovered from; they did not
+		// stop the run.
+		if h, ok := s.lastHit(b.end); ok && h.line > s.lastConverged {
 			kind, cause = h.kind, h.line
 		}
 	}
@@ -330,13 +346,8 @@ func (s *scanned) blockFailure(out *Output, armci string) *Failure {
 			}
 		}
 	}
-	if kind == "" && armci != "" {
-		for _, m := range lineMarkers {
-			if m.re.MatchString(armci) {
-				kind = m.kind
-				break
-			}
-		}
+	if kind == "" {
+		kind, _ = markerKind(armci)
 	}
 	if kind == "" {
 		kind = NWChemError

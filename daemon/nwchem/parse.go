@@ -163,8 +163,9 @@ func (p *parser) line(line string) {
 	if p.geomState != geomIdle && p.geometryLine(line) {
 		return
 	}
+	// strings.Contains guards keep the regexps off the vast majority of lines.
 	switch {
-	case reEnergy.MatchString(line):
+	case strings.Contains(line, "Total DFT energy") && reEnergy.MatchString(line):
 		if v, ok := parseFloat(reEnergy.FindStringSubmatch(line)[1]); ok {
 			p.out.Energy, p.out.HasEnergy = v, true
 		}
@@ -174,20 +175,20 @@ func (p *parser) line(line string) {
 				p.out.OptSteps = n
 			}
 		}
-	case reConverged.MatchString(line):
+	case strings.Contains(line, "Optimization converged") && reConverged.MatchString(line):
 		p.out.OptConverged = true
 		p.geomWanted = true
-	case reOptFailed.MatchString(line):
+	case strings.Contains(line, "Failed to converge") && reOptFailed.MatchString(line):
 		p.out.OptFailed = true
-	case reCoordHead.MatchString(line):
+	case strings.Contains(line, "Output coordinates") && reCoordHead.MatchString(line):
 		if p.geomWanted {
 			p.geomState, p.geomJunk, p.geom = geomHeader, 0, nil
 		}
-	case reGIAO.MatchString(line):
+	case strings.Contains(line, "Chemical Shielding") && reGIAO.MatchString(line):
 		p.inGIAO, p.curAtom = true, 0
 		p.out.Shieldings = nil
 	case p.inGIAO && p.giaoLine(line):
-	case reTotalTimes.MatchString(line):
+	case strings.Contains(line, "Total times") && reTotalTimes.MatchString(line):
 		p.out.Finished = true
 	case strings.Contains(line, "solvname_") || strings.Contains(line, "dielec:"):
 		p.solventLine(line)

@@ -80,7 +80,8 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		if last := ev[len(ev)-1]; last.To != j.State {
-			t.Errorf("job %s is %s but its last event moves it to %s", j.ID, j.State, last.To)
+			t.Errorf("job %s is %s but its last event moves it to %s",
+				j.ID, j.State, last.To)
 		}
 	}
 	for id := range created {
@@ -106,7 +107,10 @@ func crashChild(path string) {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(1)
 	}
-	for i := 1; ; i++ {
+	// The parent kills the child long before this; the bound only keeps a child whose
+	// parent died some other way from writing forever.
+	stop := time.Now().Add(time.Minute)
+	for i := 1; time.Now().Before(stop); i++ {
 		j := newJob(i, job.Queued)
 		if err := s.Create(ctx, &j, "submit"); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)

@@ -18,14 +18,28 @@ func TestCreateGetRoundTrip(t *testing.T) {
 	s, _ := openTest(t)
 	at := func(min int) *time.Time { return ptr(base.Add(time.Duration(min) * time.Minute)) }
 	full := job.Job{
-		ID: testID(1), Name: "benzene opt", OwnerUID: 1234, Cluster: "hpc", State: job.Running,
-		SchedulerID: "98765", SchedMeta: `{"partition":"short"}`, Preset: "opt",
-		Solvent: "water", Charge: -1, Multiplicity: 2, Level: "B3LYP/6-31G*",
-		Software: "NWChem 7.0.2", TemplateHash: strings.Repeat("ab", 32), InputFormat: "xyz",
-		Error: "summary\n\nexcerpt", ExitCode: ptr(3),
-		CreatedAt:   base.Add(123456789 * time.Nanosecond),
-		UpdatedAt:   base.Add(time.Hour),
-		SubmittedAt: at(1), StartedAt: at(2), EndedAt: at(3),
+		ID:           testID(1),
+		Name:         "benzene opt",
+		OwnerUID:     1234,
+		Cluster:      "hpc",
+		State:        job.Running,
+		SchedulerID:  "98765",
+		SchedMeta:    `{"partition":"short"}`,
+		Preset:       "opt",
+		Solvent:      "water",
+		Charge:       -1,
+		Multiplicity: 2,
+		Level:        "B3LYP/6-31G*",
+		Software:     "NWChem 7.0.2",
+		TemplateHash: strings.Repeat("ab", 32),
+		InputFormat:  "xyz",
+		Error:        "summary\n\nexcerpt",
+		ExitCode:     ptr(3),
+		CreatedAt:    base.Add(123456789 * time.Nanosecond),
+		UpdatedAt:    base.Add(time.Hour),
+		SubmittedAt:  at(1),
+		StartedAt:    at(2),
+		EndedAt:      at(3),
 	}
 	minimal := newJob(2, job.Queued)
 	minimal.ExitCode = ptr(0) // zero is a real exit code and must not come back as nil
@@ -58,8 +72,8 @@ func TestCreateStampsTimes(t *testing.T) {
 	}
 	want := base.Add(time.Millisecond)
 	if !j.CreatedAt.Equal(want) || !j.UpdatedAt.Equal(want) {
-		t.Errorf("Create set CreatedAt %v UpdatedAt %v, want both %v", j.CreatedAt, j.UpdatedAt,
-			want)
+		t.Errorf("Create set CreatedAt %v UpdatedAt %v, want both %v",
+			j.CreatedAt, j.UpdatedAt, want)
 	}
 	ev, err := s.History(ctx, j.ID)
 	if err != nil {
@@ -87,7 +101,7 @@ func TestCreateRejects(t *testing.T) {
 		{"empty state", mod(func(j *job.Job) { j.State = "" }), job.ErrUnknownState},
 		{"unknown state", mod(func(j *job.Job) { j.State = "done" }), job.ErrUnknownState},
 		{"zero pointer time", mod(func(j *job.Job) { j.StartedAt = &time.Time{} }), nil},
-		{"duplicate", mod(func(j *job.Job) { j.ID = taken.ID; j.Name = "dup" }), ErrJobExists},
+		{"duplicate", mod(func(j *job.Job) { j.ID = taken.ID }), ErrJobExists},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,7 +119,8 @@ func TestCreateRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(all) != 1 || all[0].Name != taken.Name {
-		t.Errorf("after rejected creates the store holds %+v, want only the first job", all)
+		t.Errorf("after rejected creates the store holds %+v, want the first job only",
+			all)
 	}
 	ev, err := s.History(ctx, taken.ID)
 	if err != nil || len(ev) != 1 {
@@ -122,7 +137,8 @@ func TestNotFound(t *testing.T) {
 		"Get":     func() error { _, err := s.Get(ctx, missing); return err },
 		"History": func() error { _, err := s.History(ctx, missing); return err },
 		"Transition": func() error {
-			_, err := s.Transition(ctx, missing, job.Queued, job.Submitting, "", Update{})
+			_, err := s.Transition(ctx, missing, job.Queued, job.Submitting, "",
+				Update{})
 			return err
 		},
 		"Update": func() error { return s.Update(ctx, missing, Update{Error: ptr("x")}) },
@@ -196,12 +212,13 @@ func TestListFilters(t *testing.T) {
 		}
 		return out
 	}
+	all := n(14, 13, 12, 11, 10, 9, 7, 8, 6, 5, 4, 3, 2, 1)
 	tests := []struct {
 		name string
 		f    Filter
 		want []string
 	}{
-		{"all, newest first, tie by id", Filter{}, n(14, 13, 12, 11, 10, 9, 7, 8, 6, 5, 4, 3, 2, 1)},
+		{"all, newest first, tie by id", Filter{}, all},
 		{"owner", Filter{OwnerUID: ptr(1002)}, n(12, 9, 6)},
 		{"owner with no jobs", Filter{OwnerUID: ptr(0)}, n()},
 		{"one state", Filter{States: []job.State{job.Queued}}, n(11, 1)},
@@ -209,11 +226,12 @@ func TestListFilters(t *testing.T) {
 		{"cluster", Filter{Cluster: "other"}, n(14, 13)},
 		{"unknown cluster", Filter{Cluster: "nowhere"}, n()},
 		{"active", Filter{Active: true}, n(14, 13, 7, 8, 5, 4, 2)},
-		{"active and states", Filter{Active: true, States: []job.State{job.Queued, job.Pending}},
-			n(4)},
+		{"active and states",
+			Filter{Active: true, States: []job.State{job.Queued, job.Pending}}, n(4)},
 		{"limit", Filter{Limit: 3}, n(14, 13, 12)},
-		{"limit over count", Filter{Limit: 100}, n(14, 13, 12, 11, 10, 9, 7, 8, 6, 5, 4, 3, 2, 1)},
-		{"everything", Filter{OwnerUID: ptr(1000), Cluster: "hpc", Active: true, Limit: 1}, n(7)},
+		{"limit over count", Filter{Limit: 100}, all},
+		{"everything",
+			Filter{OwnerUID: ptr(1000), Cluster: "hpc", Active: true, Limit: 1}, n(7)},
 		{"owner and cluster", Filter{OwnerUID: ptr(1001), Cluster: "local"}, n(8, 3)},
 	}
 	for _, tt := range tests {
@@ -277,7 +295,8 @@ func TestHistoryOrder(t *testing.T) {
 	from := job.Queued
 	for _, st := range steps {
 		clock.Set(st.clock)
-		if _, err := s.Transition(ctx, j.ID, from, st.to, "to "+string(st.to), Update{}); err != nil {
+		reason := "to " + string(st.to)
+		if _, err := s.Transition(ctx, j.ID, from, st.to, reason, Update{}); err != nil {
 			t.Fatal(err)
 		}
 		want = append(want, job.Event{JobID: j.ID, At: st.clock.Add(time.Millisecond),
@@ -320,15 +339,19 @@ func TestTransitionLegal(t *testing.T) {
 		t.Run(string(from)+"→"+string(to), func(t *testing.T) {
 			j := mustCreate(t, s, newJob(i+1, from))
 			clock.Set(base.Add(time.Duration(i) * time.Hour))
-			u := Update{SchedulerID: ptr("sched-1"), ExitCode: ptr(0), EndedAt: ptr(base)}
+			u := Update{
+				SchedulerID: ptr("sched-1"), ExitCode: ptr(0), EndedAt: ptr(base),
+			}
 			got, err := s.Transition(ctx, j.ID, from, to, "why", u)
 			if err != nil {
 				t.Fatalf("Transition: %v", err)
 			}
 			wantAt := base.Add(time.Duration(i)*time.Hour + time.Millisecond)
-			if got.State != to || got.SchedulerID != "sched-1" || got.ExitCode == nil ||
-				*got.ExitCode != 0 || got.EndedAt == nil || !got.EndedAt.Equal(base) ||
-				!got.UpdatedAt.Equal(wantAt) || !got.CreatedAt.Equal(j.CreatedAt) {
+			ok := got.State == to && got.SchedulerID == "sched-1" &&
+				got.ExitCode != nil && *got.ExitCode == 0 &&
+				got.EndedAt != nil && got.EndedAt.Equal(base) &&
+				got.UpdatedAt.Equal(wantAt) && got.CreatedAt.Equal(j.CreatedAt)
+			if !ok {
 				t.Errorf("returned job %+v", got)
 			}
 			stored, err := s.Get(ctx, j.ID)
@@ -342,7 +365,9 @@ func TestTransitionLegal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := job.Event{JobID: j.ID, At: wantAt, From: from, To: to, Reason: "why"}
+			want := job.Event{
+				JobID: j.ID, At: wantAt, From: from, To: to, Reason: "why",
+			}
 			if len(ev) != 2 || ev[1] != want {
 				t.Errorf("history %+v, want creation then %+v", ev, want)
 			}
@@ -402,10 +427,12 @@ func TestTransitionConflict(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTest(t)
 	j := mustCreate(t, s, newJob(1, job.Pending))
-	if _, err := s.Transition(ctx, j.ID, job.Pending, job.Running, "poll", Update{}); err != nil {
+	_, err := s.Transition(ctx, j.ID, job.Pending, job.Running, "poll", Update{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Transition(ctx, j.ID, job.Pending, job.Cancelled, "user", Update{Error: ptr("x")})
+	_, err = s.Transition(ctx, j.ID, job.Pending, job.Cancelled, "user",
+		Update{Error: ptr("x")})
 	if !errors.Is(err, ErrConflict) {
 		t.Fatalf("second transition from pending: err = %v, want ErrConflict", err)
 	}
@@ -433,7 +460,7 @@ func TestTransitionRace(t *testing.T) {
 			s, _ := openTest(t)
 			all := []*Store{s}
 			if stores == 2 {
-				other, err := Open(ctx, s.path(t))
+				other, err := Open(ctx, dbPath(t, s))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -442,7 +469,9 @@ func TestTransitionRace(t *testing.T) {
 			}
 			for round := range 5 {
 				j := mustCreate(t, s, newJob(round+1, job.Pending))
-				targets := []job.State{job.Running, job.Cancelled, job.Suspended, job.Lost}
+				targets := []job.State{
+					job.Running, job.Cancelled, job.Suspended, job.Lost,
+				}
 				const racers = 16
 				errs := make([]error, racers)
 				start := make(chan struct{})
@@ -463,7 +492,8 @@ func TestTransitionRace(t *testing.T) {
 					case err == nil:
 						wins++
 					case !errors.Is(err, ErrConflict):
-						t.Errorf("loser's error = %v, want ErrConflict", err)
+						t.Errorf("loser's error = %v, want ErrConflict",
+							err)
 					}
 				}
 				if wins != 1 {
@@ -478,15 +508,16 @@ func TestTransitionRace(t *testing.T) {
 					t.Fatal(err)
 				}
 				if len(ev) != 2 || ev[1].To != got.State {
-					t.Errorf("round %d: history %+v disagrees with state %s", round, ev, got.State)
+					t.Errorf("round %d: history %+v disagrees with state %s",
+						round, ev, got.State)
 				}
 			}
 		})
 	}
 }
 
-// path returns the database file the store was opened on, for opening a second Store.
-func (s *Store) path(t *testing.T) string {
+// dbPath returns the database file s was opened on, for opening a second Store.
+func dbPath(t *testing.T, s *Store) string {
 	t.Helper()
 	var seq int
 	var name, file string
@@ -526,8 +557,9 @@ func TestUpdate(t *testing.T) {
 	// Every field of Update reaches its column.
 	all := Update{
 		SchedulerID: ptr("a"), SchedMeta: ptr("b"), Error: ptr("c"), ExitCode: ptr(4),
-		SubmittedAt: ptr(base.Add(1)), StartedAt: ptr(base.Add(2)), EndedAt: ptr(base.Add(3)),
-		Level: ptr("d"), Software: ptr("e"), TemplateHash: ptr("f"),
+		SubmittedAt: ptr(base.Add(1)), StartedAt: ptr(base.Add(2)),
+		EndedAt: ptr(base.Add(3)),
+		Level:   ptr("d"), Software: ptr("e"), TemplateHash: ptr("f"),
 	}
 	if err := s.Update(ctx, j.ID, all); err != nil {
 		t.Fatal(err)
@@ -577,7 +609,8 @@ func TestResults(t *testing.T) {
 		}
 		got, err := s.Result(ctx, j.ID)
 		if err != nil || string(got) != last {
-			t.Errorf("after SaveResult(%q): Result = %q, %v; want %q", st.data, got, err, last)
+			t.Errorf("after SaveResult(%q): Result = %q, %v; want %q",
+				st.data, got, err, last)
 		}
 	}
 }
@@ -611,7 +644,8 @@ func TestCancelledContext(t *testing.T) {
 	j := mustCreate(t, s, newJob(1, job.Queued))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := s.Transition(ctx, j.ID, job.Queued, job.Submitting, "", Update{}); err == nil {
+	_, err := s.Transition(ctx, j.ID, job.Queued, job.Submitting, "", Update{})
+	if err == nil {
 		t.Error("Transition with a cancelled context succeeded")
 	}
 	got, err := s.Get(context.Background(), j.ID)

@@ -42,7 +42,8 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 		}
 		v, _ := strconv.Atoi(m[1])
 		if v != len(out)+1 {
-			return nil, fmt.Errorf("migration %q: version %d, want %d", e.Name(), v, len(out)+1)
+			return nil, fmt.Errorf("migration %q: version %d, want %d",
+				e.Name(), v, len(out)+1)
 		}
 		b, err := fs.ReadFile(fsys, path.Join("migrations", e.Name()))
 		if err != nil {
@@ -82,19 +83,21 @@ func migrateStep(ctx context.Context, w *sql.DB, migs []migration) (done bool, e
 	}
 	switch {
 	case cur > len(migs):
-		return false, fmt.Errorf("%w: database is at version %d, this binary knows up to %d;"+
-			" refusing to downgrade", ErrSchemaTooNew, cur, len(migs))
+		return false, fmt.Errorf("%w: database is at version %d, this binary knows"+
+			" up to %d; refusing to downgrade", ErrSchemaTooNew, cur, len(migs))
 	case cur == len(migs):
 		return true, nil
 	case cur < 0:
-		return false, fmt.Errorf("migrate: user_version is %d, not a version this store wrote", cur)
+		return false, fmt.Errorf("migrate: user_version is %d,"+
+			" not a version this store wrote", cur)
 	}
 	m := migs[cur]
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return false, fmt.Errorf("migrate: apply %s: %w", m.name, err)
 	}
 	// PRAGMA takes no bound parameters; version is an int from our own file name.
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.version)); err != nil {
+	setVersion := fmt.Sprintf("PRAGMA user_version = %d", m.version)
+	if _, err := tx.ExecContext(ctx, setVersion); err != nil {
 		return false, fmt.Errorf("migrate: set user_version %d: %w", m.version, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -33,8 +33,8 @@ func TestOpenFreshAppliesMigrations(t *testing.T) {
 	}
 	for _, table := range []string{"jobs", "job_events", "results"} {
 		var n int
-		err := s.r.QueryRow("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = ?",
-			table).Scan(&n)
+		err := s.r.QueryRow("SELECT COUNT(*) FROM sqlite_schema"+
+			" WHERE type = 'table' AND name = ?", table).Scan(&n)
 		if err != nil || n != 1 {
 			t.Errorf("table %s: count %d, err %v", table, n, err)
 		}
@@ -161,7 +161,8 @@ func TestFileMode(t *testing.T) {
 					t.Fatal(err)
 				}
 				if fi.Mode().Perm() != 0o600 {
-					t.Errorf("%s: mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+					t.Errorf("%s: mode %v, want 0600",
+						filepath.Base(p), fi.Mode().Perm())
 				}
 			}
 		})
@@ -271,8 +272,8 @@ func TestMigrationFailureRollsBack(t *testing.T) {
 		t.Errorf("user_version = %d, want 1", got)
 	}
 	var n int
-	if err := db.QueryRow(
-		"SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('a', 'b')").Scan(&n); err != nil {
+	const q = "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('a', 'b')"
+	if err := db.QueryRow(q).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 1 {
@@ -305,7 +306,8 @@ func TestCheckPragmasRefusesMismatch(t *testing.T) {
 			db.SetMaxOpenConns(1)
 			err = checkPragmas(ctx, db)
 			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Errorf("checkPragmas = %v, want an error about %s", err, tt.wantMsg)
+				t.Errorf("checkPragmas = %v, want an error about %s",
+					err, tt.wantMsg)
 			}
 		})
 	}

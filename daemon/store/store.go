@@ -62,8 +62,11 @@ func dsn(path string, reader bool) string {
 	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 	if reader {
 		// Deferred (the default) locking for readers: an immediate BEGIN would take
-		// the write lock and serialise readers behind the writer.
-		return "file:" + esc + "?" + baseParams + "&_query_only=on"
+		// the write lock and serialise readers behind the writer. _mutex=no drops
+		// SQLite's per-call connection mutex, which costs about a sixth of a large
+		// List; it is safe because database/sql never uses one connection from two
+		// goroutines at once, and the writer keeps the mutex all the same.
+		return "file:" + esc + "?" + baseParams + "&_query_only=on&_mutex=no"
 	}
 	return "file:" + esc + "?" + baseParams + "&_txlock=immediate"
 }
