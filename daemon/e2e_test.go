@@ -459,6 +459,9 @@ func TestKillDuringRunThenRestart(t *testing.T) {
 	if j.State != "completed" {
 		t.Fatalf("re-adopted job ended %s: %v\n%s", j.State, j.Error, e.logs())
 	}
+	if !strings.Contains(e.logs(), "job re-adopted") {
+		t.Errorf("the restarted qmd did not re-adopt the running job:\n%s", e.logs())
+	}
 	// Exactly one job, started once.
 	if js := e.list(); len(js) != 1 {
 		t.Fatalf("%d jobs after restart, want 1", len(js))
@@ -543,9 +546,9 @@ func TestBadInputCreatesNothing(t *testing.T) {
 	}{
 		{"unknown element", "x.xyz", "2\n\nXx 0 0 0\nH 0 0 1\n", nil, "Xx"},
 		{"no atoms", "e.xyz", "0\nempty\n", nil, "atom"},
-		{"atoms too close", "c.xyz", "2\n\nH 0 0 0\nH 0 0 0.1\n", nil, "close"},
+		{"atoms too close", "c.xyz", "2\n\nH 0 0 0\nH 0 0 0.1\n", nil, "apart"},
 		{"unparsable line", "u.xyz", "2\n\nH 0 0 0\nH zero 0 1\n", nil, "line 4"},
-		{"too large", "big.xyz", big, nil, "large"},
+		{"too large", "big.xyz", big, nil, "at most 1 MiB"},
 		{"charge and multiplicity", "odd.xyz", waterXYZ, []string{"--charge", "1"}, "multiplicity"},
 		{"invalid smiles", "", "", []string{"--smiles", "C1CC"}, "SMILES"},
 		{"multi-record sdf", "two.sdf", twoRecordSDF, nil, "--split"},
