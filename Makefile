@@ -42,16 +42,23 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5m ./daemon/chem
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5m ./daemon/nwchem
 
+# Packages whose tests compare against golden files in testdata/ and take -update.
+GOLDEN_PKGS := $(shell grep -rl --include='*_test.go' '"update", false' daemon scheduler \
+	templates ctl | xargs -n1 dirname | sort -u | sed 's#^#./#')
+
 golden:
-	$(GO) test ./... -run . -update
+	$(GO) test $(GOLDEN_PKGS) -run . -update
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/qmd $(DESTDIR)$(PREFIX)/share/doc/qmd
 	install -m 0755 bin/qmd bin/qmctl $(DESTDIR)$(PREFIX)/bin/
 	test -e $(DESTDIR)/etc/qmd/qmd.toml || install -m 0644 etc/qmd.toml $(DESTDIR)/etc/qmd/qmd.toml
 	install -m 0644 etc/qmd.toml $(DESTDIR)$(PREFIX)/share/doc/qmd/qmd.toml.example
-	install -d $(DESTDIR)/lib/systemd/system
-	install -m 0644 systemd/qmd.service $(DESTDIR)/lib/systemd/system/qmd.service
+	install -d $(DESTDIR)/lib/systemd/system $(DESTDIR)/usr/lib/sysusers.d
+	sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' systemd/qmd.service \
+		> $(DESTDIR)/lib/systemd/system/qmd.service
+	chmod 0644 $(DESTDIR)/lib/systemd/system/qmd.service
+	install -m 0644 systemd/qmd.sysusers $(DESTDIR)/usr/lib/sysusers.d/qmd.conf
 
 clean:
 	rm -rf bin

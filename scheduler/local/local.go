@@ -65,6 +65,7 @@ type entry struct {
 type proc struct {
 	jobID      string
 	dir        string
+	script     string
 	pid        int
 	startTicks uint64
 	startedAt  time.Time
@@ -72,11 +73,19 @@ type proc struct {
 	adopted    bool // not our child: qmd restarted while it ran
 }
 
-// procRecord is ProcFile's content.
+// procRecord is ProcFile's content, and the Meta of a running job.
 type procRecord struct {
 	PID        int       `json:"pid"`
 	StartTicks uint64    `json:"start_ticks"`
 	StartedAt  time.Time `json:"started_at"`
+	Script     string    `json:"script,omitempty"`
+}
+
+// queuedMeta is the Meta of a job not yet started. It names the batch script, because the
+// caller stores Meta with the job, and after a restart Recover re-queues the job from the
+// handle alone.
+type queuedMeta struct {
+	Script string `json:"script"`
 }
 
 var _ scheduler.Scheduler = (*Executor)(nil)
@@ -139,18 +148,25 @@ func (e *Executor) notify() {
 }
 
 // Submit implements scheduler.Scheduler: the job joins the queue's tail.
-func (e *Executor) Submit(ctx context.Context, req scheduler.SubmitRequest) (scheduler.Submission, error) {
+func (e *Executor) Submit(
+	ctx context.Context, req scheduler.SubmitRequest,
+) (scheduler.Submission, error) {
 	if err := ctx.Err(); err != nil {
 		return scheduler.Submission{}, err
 	}
 	if _, err := os.Stat(filepath.Join(req.Dir, req.Script)); err != nil {
-		return scheduler.Submission{}, fmt.Errorf("%w: batch script: %w", scheduler.ErrRejected, err)
+		return scheduler.Submission{},
+			fmt.Errorf("%w: batch script: %w", scheduler.ErrRejected, err)
+	}
+	meta, err := json.Marshal(queuedMeta{Script: req.Script})
+	if err != nil {
+		return scheduler.Submission{}, fmt.Errorf("encode job meta: %w", err)
 	}
 	e.mu.Lock()
 	e.queue = append(e.queue, entry{jobID: req.JobID, dir: req.Dir, script: req.Script})
 	e.mu.Unlock()
 	e.poke()
-	return scheduler.Submission{State: job.Pending}, nil
+	return scheduler.Submission{State: job.Pending, Meta: string(meta)}, nil
 }
 
 // dispatch starts queued jobs while slots are free.
@@ -166,7 +182,9 @@ func (e *Executor) dispatch() {
 		p, err := e.start(en)
 		if err != nil {
 			e.log.Error("start job", "job", en.jobID, "err", err)
-			e.done[en.jobID] = scheduler.Status{State: job.Failed, Reason: "could not start: " + err.Error()}
+			e.done[en.jobID] = scheduler.Status{
+				State: job.Failed, Reason: "could not start: " + err.Error(),
+			}
 		} else {
 			e.running[en.jobID] = p
 		}
@@ -178,7 +196,8 @@ func (e *Executor) dispatch() {
 // start launches one job's batch script. The started marker is created exclusively first,
 // so that no path, including a crash and restart, runs a job's script twice.
 func (e *Executor) start(en entry) (*proc, error) {
-	marker, err := os.OpenFile(filepath.Join(en.dir, StartedFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	marker, err := os.OpenFile(filepath.Join(en.dir, StartedFile),
+		os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("claim job dir: %w", err)
 	}
@@ -187,7 +206,8 @@ func (e *Executor) start(en entry) (*proc, error) {
 	if err := os.MkdirAll(filepath.Join(en.dir, "logs"), 0o755); err != nil {
 		return nil, fmt.Errorf("create logs dir: %w", err)
 	}
-	logf, err := os.OpenFile(filepath.Join(en.dir, WrapperLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(en.dir, WrapperLog),
+		os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open wrapper log: %w", err)
 	}
@@ -206,11 +226,14 @@ func (e *Executor) start(en entry) (*proc, error) {
 		return nil, fmt.Errorf("start batch script: %w", err)
 	}
 
-	p := &proc{jobID: en.jobID, dir: en.dir, pid: cmd.Process.Pid, startedAt: time.Now().UTC()}
+	p := &proc{
+		jobID: en.jobID, dir: en.dir, script: en.script, pid: cmd.Process.Pid,
+		startedAt: time.Now().UTC(),
+	}
 	if pi, err := readProc(p.pid); err == nil {
 		p.startTicks = pi.StartTicks
 	}
-	rec, _ := json.Marshal(procRecord{PID: p.pid, StartTicks: p.startTicks, StartedAt: p.startedAt})
+	rec, _ := json.Marshal(p.record())
 	if err := writeFileAtomic(filepath.Join(en.dir, ProcFile), rec); err != nil {
 		e.log.Error("record job process", "job", en.jobID, "err", err)
 	}
@@ -275,7 +298,8 @@ func endStatus(dir string, code, sig int) scheduler.Status {
 		st.Reason = fmt.Sprintf("killed by signal %d", sig)
 	case code >= 0:
 		st.ExitCode = &code
-		st.Reason = fmt.Sprintf("batch script ended with exit status %d without recording it", code)
+		st.Reason = fmt.Sprintf(
+			"batch script ended with exit status %d without recording it", code)
 	default:
 		st.State = job.Failed
 		st.Reason = "the job's process ended without recording its exit status"
@@ -308,7 +332,9 @@ func readExitFile(dir string) (int, time.Time, error) {
 
 // Poll implements scheduler.Scheduler. It answers from memory; a job it does not know is
 // looked up on disk (its exit file), else left out of the map.
-func (e *Executor) Poll(ctx context.Context, jobs []scheduler.Handle) (map[string]scheduler.Status, error) {
+func (e *Executor) Poll(
+	ctx context.Context, jobs []scheduler.Handle,
+) (map[string]scheduler.Status, error) {
 	out := make(map[string]scheduler.Status, len(jobs))
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -345,8 +371,14 @@ func (e *Executor) Forget(jobID string) {
 	e.mu.Unlock()
 }
 
+func (p *proc) record() procRecord {
+	return procRecord{
+		PID: p.pid, StartTicks: p.startTicks, StartedAt: p.startedAt, Script: p.script,
+	}
+}
+
 func runningStatus(p *proc) scheduler.Status {
-	meta, _ := json.Marshal(procRecord{PID: p.pid, StartTicks: p.startTicks, StartedAt: p.startedAt})
+	meta, _ := json.Marshal(p.record())
 	at := p.startedAt
 	return scheduler.Status{
 		State:       job.Running,
@@ -363,7 +395,9 @@ func (e *Executor) Cancel(ctx context.Context, h scheduler.Handle) error {
 	for i, en := range e.queue {
 		if en.jobID == h.JobID {
 			e.queue = append(e.queue[:i], e.queue[i+1:]...)
-			e.done[h.JobID] = scheduler.Status{State: job.Cancelled, Reason: "cancelled before it started"}
+			e.done[h.JobID] = scheduler.Status{
+				State: job.Cancelled, Reason: "cancelled before it started",
+			}
 			e.mu.Unlock()
 			return nil
 		}
@@ -426,7 +460,9 @@ func groupAlive(pgid int) bool {
 // Recover implements scheduler.Scheduler. For each job left active by an earlier qmd:
 // alive → adopted and watched; ended → its exit file decides; never started → queued again
 // in the given order; started but unverifiable → failed as interrupted, never re-run.
-func (e *Executor) Recover(ctx context.Context, jobs []scheduler.Handle) (map[string]scheduler.Status, error) {
+func (e *Executor) Recover(
+	ctx context.Context, jobs []scheduler.Handle,
+) (map[string]scheduler.Status, error) {
 	out := map[string]scheduler.Status{}
 	for _, h := range jobs {
 		if h.Dir == "" {
@@ -457,11 +493,10 @@ func (e *Executor) Recover(ctx context.Context, jobs []scheduler.Handle) (map[st
 	return out, nil
 }
 
-// scriptOf returns the batch script name stored in a handle's meta, or the default.
+// scriptOf returns the batch script name stored in a handle's meta (queuedMeta, or a
+// procRecord), else "job.sh" for jobs submitted before Meta carried it.
 func scriptOf(h scheduler.Handle) string {
-	var m struct {
-		Script string `json:"script"`
-	}
+	var m queuedMeta
 	if json.Unmarshal([]byte(h.Meta), &m) == nil && m.Script != "" {
 		return m.Script
 	}
@@ -474,19 +509,26 @@ func (e *Executor) recoverOne(h scheduler.Handle) (scheduler.Status, *proc, bool
 		var rec procRecord
 		if json.Unmarshal(b, &rec) == nil && alive(rec.PID, rec.StartTicks) {
 			return scheduler.Status{}, &proc{
-				jobID: h.JobID, dir: h.Dir, pid: rec.PID, startTicks: rec.StartTicks,
-				startedAt: rec.StartedAt, adopted: true,
+				jobID: h.JobID, dir: h.Dir, script: rec.Script, pid: rec.PID,
+				startTicks: rec.StartTicks, startedAt: rec.StartedAt, adopted: true,
 			}, false
 		}
 	}
 	if _, err := os.Stat(filepath.Join(h.Dir, ExitFile)); err == nil {
 		return endStatus(h.Dir, -1, 0), nil, false
 	}
+	now := time.Now().UTC()
 	if _, err := os.Stat(filepath.Join(h.Dir, StartedFile)); errors.Is(err, os.ErrNotExist) {
+		// Submit checked the script; check again, since dispatching a job whose script
+		// is gone would claim its directory for a run that cannot happen.
+		if _, err := os.Stat(filepath.Join(h.Dir, scriptOf(h))); err != nil {
+			return scheduler.Status{State: job.Failed, EndedAt: &now,
+				Reason: "could not start: batch script: " + err.Error()}, nil, false
+		}
 		return scheduler.Status{}, nil, true
 	}
-	now := time.Now().UTC()
-	return scheduler.Status{State: job.Failed, Reason: ReasonInterrupted, EndedAt: &now}, nil, false
+	st := scheduler.Status{State: job.Failed, Reason: ReasonInterrupted, EndedAt: &now}
+	return st, nil, false
 }
 
 // watch follows an adopted process, which is not our child and cannot be waited for,

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Command is one program invocation.
@@ -35,6 +36,9 @@ type Runner interface {
 	Run(ctx context.Context, c Command) (Result, error)
 }
 
+// maxStderr caps the bytes of stderr an error message carries; the full text is in Result.
+const maxStderr = 500
+
 // CommandError is a command that ran and exited non-zero.
 type CommandError struct {
 	Program  string
@@ -44,8 +48,13 @@ type CommandError struct {
 
 func (e *CommandError) Error() string {
 	msg := strings.TrimSpace(e.Stderr)
-	if len(msg) > 500 {
-		msg = msg[:500] + "…"
+	if len(msg) > maxStderr {
+		// Cut on a rune boundary, so the message stays valid UTF-8 for logs and JSON.
+		cut := maxStderr
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + "…"
 	}
 	if msg == "" {
 		return fmt.Sprintf("%s: exit status %d", e.Program, e.ExitCode)
@@ -79,8 +88,10 @@ func Environ(base []string) []string {
 
 // Local runs commands on this machine with os/exec.
 type Local struct {
-	// WaitDelay bounds how long Run waits for output pipes after the process is killed,
-	// since a grandchild holding stdout open would otherwise keep Wait blocked.
+	// WaitDelay bounds how long Run waits for output pipes once the process has exited or
+	// been killed, since a grandchild holding stdout open would otherwise keep Wait
+	// blocked. If it expires after a clean exit, Run returns an error wrapping
+	// exec.ErrWaitDelay: the output may be cut short. 0 means 2 s.
 	WaitDelay time.Duration
 }
 
@@ -120,7 +131,9 @@ func (l Local) Run(ctx context.Context, c Command) (Result, error) {
 	var exitErr *exec.ExitError
 	if errors.As(err, &exitErr) {
 		res.ExitCode = exitErr.ExitCode()
-		return res, &CommandError{Program: c.Argv[0], ExitCode: res.ExitCode, Stderr: stderr.String()}
+		return res, &CommandError{
+			Program: c.Argv[0], ExitCode: res.ExitCode, Stderr: stderr.String(),
+		}
 	}
 	return res, fmt.Errorf("run %s: %w", c.Argv[0], err)
 }
@@ -128,11 +141,23 @@ func (l Local) Run(ctx context.Context, c Command) (Result, error) {
 // Quote returns s as one POSIX shell word: wrapped in single quotes, each embedded single
 // quote closed, escaped and reopened. It is right for sh, dash and bash; it is not enough
 // for a string that a tcsh login shell reads, which is why remote commands use stdin.
+//
+// A word is left bare only if it means the same in every position of a command line, since
+// QuoteArgv's first word is a command name: "A=b" there would be a variable assignment and
+// "if" or "time" a reserved word, so both kinds are quoted.
 func Quote(s string) string {
-	if s != "" && strings.IndexFunc(s, unsafeShellRune) < 0 {
+	if s != "" && strings.IndexFunc(s, unsafeShellRune) < 0 && !reservedWords[s] {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// reservedWords are the words of letters only that sh or bash treat as syntax in command
+// position; the others ("!", "{", "[[", ...) hold characters that are quoted anyway.
+var reservedWords = map[string]bool{
+	"case": true, "coproc": true, "do": true, "done": true, "elif": true, "else": true,
+	"esac": true, "fi": true, "for": true, "function": true, "if": true, "in": true,
+	"select": true, "then": true, "time": true, "until": true, "while": true,
 }
 
 // QuoteArgv quotes each word and joins them with spaces.
@@ -148,7 +173,7 @@ func unsafeShellRune(r rune) bool {
 	switch {
 	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		return false
-	case strings.ContainsRune("-_./=:,+@%", r):
+	case strings.ContainsRune("-_./:,+@%", r):
 		return false
 	}
 	return true
