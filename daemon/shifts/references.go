@@ -18,6 +18,9 @@ const (
 const (
 	sourceTMSDraft = "qmd: TMS optimised and its GIAO shieldings computed with NWChem 7.0.2 " +
 		"at this level; mean over the 12 H and the 4 C"
+	sourceTMSProductionOwn = "qmd: TMS optimised at B3LYP/6-31G* and its GIAO shieldings " +
+		"computed at B3LYP/6-311+G(2d,p) with NWChem 7.0.2, same solvent in both steps " +
+		"(the production preset's deck); mean over the 12 H and the 4 C"
 	sourceTMSProduction = "qmd: GIAO shieldings of TMS computed with NWChem 7.0.2 at " +
 		"B3LYP/6-311+G(2d,p) COSMO(chcl3) on the TMS geometry optimised at " +
 		"B3LYP/6-31G* COSMO(chcl3); mean over the 12 H and the 4 C"
@@ -42,6 +45,9 @@ var shipped = []Reference{
 	{Preset: PresetProduction, Solvent: SolventCHCl3, Method: MethodTMS,
 		TMSH: 31.7945, TMSC: 183.2422, Level: levelProductionCHCl3,
 		Source: sourceTMSProduction},
+	{Preset: PresetProduction, Solvent: SolventGas, Method: MethodTMS,
+		TMSH: 31.8174, TMSC: 182.4468, Level: levelProductionGas,
+		Source: sourceTMSProductionOwn},
 
 	// Linear scaling (δ = slope·σ + intercept), fitted at the production level only.
 	{Preset: PresetProduction, Solvent: SolventCHCl3, Method: MethodLinear,
