@@ -41,6 +41,7 @@ const usage = `qmd: the qmd daemon and its admin commands
 usage:
   qmd serve --config FILE     run the daemon
   qmd check --config FILE     validate the config and the environment
+  qmd parse --scheduler S --command C [FILE]  show how qmd reads a scheduler's output
   qmd version                 print the version
 `
 
@@ -55,6 +56,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stderr)
 	case "check":
 		return check(ctx, args[1:], stdout)
+	case "parse":
+		return parse(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "qmd %s\n", daemon.Version)
 		return nil
