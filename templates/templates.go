@@ -17,13 +17,14 @@ import (
 	"qmd/scheduler/runner"
 )
 
-//go:embed nwchem local
+//go:embed nwchem local slurm
 var embedded embed.FS
 
 // Names of the templates qmd renders.
 const (
 	NWChemNMR   = "nwchem/nmr.nw.tmpl"
 	LocalScript = "local/job.sh.tmpl"
+	SlurmScript = "slurm/job.sh.tmpl"
 )
 
 // Set is the embedded templates with an optional override directory on top.
@@ -134,4 +135,13 @@ type Script struct {
 	Level   string
 	Deck    string   // deck file name, relative to the job directory
 	Command []string // NWChem command line without the deck, e.g. mpirun -np 2 nwchem
+
+	// Batch directives, for schedulers. Each value was checked against the cluster's
+	// allowed pattern or list before rendering.
+	Tasks     int
+	MemoryMB  int    // for the whole job
+	TimeLimit string // e.g. "1:00:00" or "2-00:00:00"
+	Partition string
+	Account   string
+	QOS       string
 }

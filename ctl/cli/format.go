@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +24,23 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// writeRawJSONArray indents a JSON array as writeJSON would print it, without decoding
+// it; null becomes [], since scripts expect an array.
+func writeRawJSONArray(w io.Writer, raw []byte) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		raw = []byte("[]")
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw) + len(raw)/4)
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return fmt.Errorf("format qmd's answer: %w", err)
+	}
+	buf.WriteByte('\n')
+	_, err := w.Write(buf.Bytes())
+	return err
 }
 
 // table aligns columns with tabwriter. Cells are sanitized so that a job name or scheduler

@@ -65,15 +65,16 @@ func (a *app) cmdList(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err := noArgs("list", args); err != nil {
 			return err
 		}
+		if *asJSON {
+			raw, err := a.client().ListJSON(ctx, states)
+			if err != nil {
+				return a.apiFailure(err, "list", "")
+			}
+			return writeRawJSONArray(a.stdout, raw)
+		}
 		jobs, err := a.client().List(ctx, states)
 		if err != nil {
 			return a.apiFailure(err, "list", "")
-		}
-		if *asJSON {
-			if jobs == nil {
-				jobs = []api.Job{} // scripts get [], never null
-			}
-			return writeJSON(a.stdout, jobs)
 		}
 		t := newTable(a.stdout,
 			"ID", "STATE", "CLUSTER", "NAME", "PRESET", "SOLVENT", "CREATED", "UPDATED")

@@ -24,10 +24,30 @@ type Handler struct {
 	M          *manager.Manager
 	AdminGroup string
 	Version    string
-	Log        *slog.Logger
+	// Log receives internal errors; nil discards them.
+	Log *slog.Logger
 	// MaxBody caps a request body; submissions carry the molecule, so it follows the
-	// configured input limit plus room for the JSON around it.
+	// configured input limit plus room for the JSON around it. Zero means DefaultMaxBody,
+	// not "no body", so a Handler built without it still accepts submissions.
 	MaxBody int64
+}
+
+// DefaultMaxBody is the body limit when Handler.MaxBody is zero: the largest molecule the
+// parsers accept, twice over for JSON escaping, plus room for the other fields.
+const DefaultMaxBody = 2*chem.MaxInputBytes + 64<<10
+
+func (h *Handler) maxBody() int64 {
+	if h.MaxBody > 0 {
+		return h.MaxBody
+	}
+	return DefaultMaxBody
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log != nil {
+		return h.Log
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // ServeHTTP routes a request.
@@ -131,16 +151,12 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, peer Peer) {
 		h.error(w, err, "")
 		return
 	}
-	out := make([]wire.Job, len(jobs))
-	for i, j := range jobs {
-		out[i] = toWire(j, nil)
-	}
-	h.json(w, http.StatusOK, out)
+	h.writeJobs(w, jobs)
 }
 
 func (h *Handler) submit(w http.ResponseWriter, r *http.Request, peer Peer) {
 	var req wire.SubmitRequest
-	body := http.MaxBytesReader(w, r.Body, h.MaxBody)
+	body := http.MaxBytesReader(w, r.Body, h.maxBody())
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -182,7 +198,7 @@ func (h *Handler) error(w http.ResponseWriter, err error, id string) {
 	case errors.Is(err, context.Canceled):
 		h.fail(w, http.StatusServiceUnavailable, wire.CodeDraining, "request cancelled")
 	default:
-		h.Log.Error("request failed", "job", id, "err", err)
+		h.log().Error("request failed", "job", id, "err", err)
 		h.fail(w, http.StatusInternalServerError, wire.CodeInternal, "internal error: "+err.Error())
 	}
 }
@@ -196,7 +212,7 @@ func (h *Handler) json(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	if err := enc.Encode(v); err != nil && !errors.Is(err, io.ErrClosedPipe) {
-		h.Log.Debug("write response", "err", err)
+		h.log().Debug("write response", "err", err)
 	}
 }
 

@@ -94,13 +94,38 @@ type Cluster struct {
 	PollInterval Duration `toml:"poll_interval"`
 	// CommandTimeout bounds each helper command (obabel, version checks).
 	CommandTimeout Duration `toml:"command_timeout"`
+
+	// PollIntervalMax is where the poll interval grows to while nothing changes, and the
+	// longest back-off while the scheduler does not answer.
+	PollIntervalMax Duration `toml:"poll_interval_max"`
+	// PollBudget caps scheduler poll calls per minute for this cluster; submissions and
+	// cancels are not counted against it.
+	PollBudget int `toml:"poll_budget"`
+	// LostAfter is how long an active job may be unknown to the scheduler (neither in the
+	// queue nor in accounting) before it is recorded as lost.
+	LostAfter Duration `toml:"lost_after"`
+	// SubmitTimeout and QueryTimeout bound each submission and each status query.
+	SubmitTimeout Duration `toml:"submit_timeout"`
+	QueryTimeout  Duration `toml:"query_timeout"`
+
+	// Batch settings (slurm). Each value must look like a scheduler name: letters,
+	// digits, '_', '-', '.', '+'; empty leaves it to the site's defaults.
+	Partition string `toml:"partition"`
+	Account   string `toml:"account"`
+	QOS       string `toml:"qos"`
+	// TimeLimit is each job's wall-time limit.
+	TimeLimit Duration `toml:"time_limit"`
 }
 
 // Known values.
 var (
-	Schedulers = []string{"local"}
+	Schedulers = []string{"local", "slurm"}
 	Transports = []string{"local"}
 )
+
+// batchValue is what a partition, account or QOS name may look like; these values are
+// written into batch scripts, so anything else is refused.
+var batchValue = regexp.MustCompile(`^[A-Za-z0-9_.+-]{1,64}$`)
 
 var clusterName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -122,7 +147,7 @@ func Default() *Config {
 
 // DefaultCluster returns the defaults of a cluster of the given scheduler.
 func DefaultCluster(scheduler string) *Cluster {
-	return &Cluster{
+	c := &Cluster{
 		Scheduler:      scheduler,
 		Transport:      "local",
 		Slots:          runtime.NumCPU(),
@@ -134,7 +159,20 @@ func DefaultCluster(scheduler string) *Cluster {
 		CancelGrace:    Duration{10 * time.Second},
 		PollInterval:   Duration{2 * time.Second},
 		CommandTimeout: Duration{60 * time.Second},
+
+		PollIntervalMax: Duration{60 * time.Second},
+		PollBudget:      60,
+		LostAfter:       Duration{10 * time.Minute},
+		SubmitTimeout:   Duration{60 * time.Second},
+		QueryTimeout:    Duration{30 * time.Second},
+		TimeLimit:       Duration{24 * time.Hour},
 	}
+	if scheduler == "slurm" {
+		c.PollInterval = Duration{10 * time.Second}
+		c.PollIntervalMax = Duration{2 * time.Minute}
+		c.Slots = 1
+	}
+	return c
 }
 
 // Load reads path, applies defaults and validates. Every problem is returned at once,
@@ -299,6 +337,35 @@ func (c *Config) Validate() error {
 		}
 		if cl.CommandTimeout.Duration <= 0 {
 			bad(key+".command_timeout", "must be positive")
+		}
+		if cl.PollIntervalMax.Duration < cl.PollInterval.Duration {
+			bad(key+".poll_interval_max", "must be at least poll_interval (%s), got %s",
+				cl.PollInterval, cl.PollIntervalMax)
+		}
+		if cl.PollBudget < 1 {
+			bad(key+".poll_budget", "must be at least 1 poll per minute, got %d", cl.PollBudget)
+		}
+		if cl.LostAfter.Duration < time.Minute {
+			bad(key+".lost_after", "must be at least 1m, got %s", cl.LostAfter)
+		}
+		if cl.SubmitTimeout.Duration <= 0 {
+			bad(key+".submit_timeout", "must be positive")
+		}
+		if cl.QueryTimeout.Duration <= 0 {
+			bad(key+".query_timeout", "must be positive")
+		} else if cl.QueryTimeout.Duration >= cl.PollIntervalMax.Duration {
+			bad(key+".query_timeout", "must be shorter than poll_interval_max (%s)",
+				cl.PollIntervalMax)
+		}
+		for _, f := range []struct{ name, v string }{
+			{"partition", cl.Partition}, {"account", cl.Account}, {"qos", cl.QOS},
+		} {
+			if f.v != "" && !batchValue.MatchString(f.v) {
+				bad(key+"."+f.name, "%q: use letters, digits, '_', '-', '.', '+' (at most 64)", f.v)
+			}
+		}
+		if cl.TimeLimit.Duration < time.Minute {
+			bad(key+".time_limit", "must be at least 1m, got %s", cl.TimeLimit)
 		}
 	}
 	return errors.Join(errs...)

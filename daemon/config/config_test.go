@@ -115,7 +115,8 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 		"metrics_listen", "admin_group", "templates_dir", "obabel", "max_input_bytes",
 		"log_format", "log_level", "shutdown_timeout", "scheduler", "transport", "slots",
 		"nwchem", "mpi_ranks", "mpirun", "memory_mb", "max_opt_steps", "cancel_grace",
-		"poll_interval", "command_timeout"} {
+		"poll_interval", "command_timeout", "poll_interval_max", "poll_budget", "lost_after",
+		"submit_timeout", "query_timeout", "time_limit", "partition", "account", "qos"} {
 		if !strings.Contains(string(raw), key+" =") {
 			t.Errorf("etc/qmd.toml does not show %s", key)
 		}

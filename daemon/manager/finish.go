@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"qmd/daemon/nwchem"
 	"qmd/daemon/shifts"
 	"qmd/daemon/store"
+	"qmd/scheduler"
 )
 
 // finish reads a completing job's output. Success stores the result and removes the
@@ -131,7 +133,15 @@ func firstLine(s string) string {
 // Cancel ends a job on behalf of uid. A queued job is cancelled at once; a submitted one
 // is cancelled in its scheduler first. A finished job cannot be cancelled.
 func (m *Manager) Cancel(ctx context.Context, id string, uid int) (job.Job, error) {
-	reason := fmt.Sprintf("cancelled by uid %d", uid)
+	nj, err := m.cancel(ctx, id, fmt.Sprintf("cancelled by uid %d", uid))
+	if err == nil {
+		m.log.Info("job cancelled", "job", id, "uid", uid)
+	}
+	return nj, err
+}
+
+// cancel ends a job for the given reason, in its scheduler first when it was handed over.
+func (m *Manager) cancel(ctx context.Context, id, reason string) (job.Job, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		j, err := m.st.Get(ctx, id)
 		if err != nil {
@@ -145,14 +155,24 @@ func (m *Manager) Cancel(ctx context.Context, id string, uid int) (job.Job, erro
 		}
 		c := m.clusters[j.Cluster]
 		if j.State != job.Queued && c != nil {
-			if err := c.sched.Cancel(ctx, m.handle(j)); err != nil {
-				m.log.Warn("cancel in scheduler", "job", id, "err", err)
+			// A scheduler that does not know the job has nothing to stop. Any other error
+			// means the job may still run there, so the cancel is refused rather than
+			// recorded: qmd would stop watching a job that goes on using the cluster.
+			err := c.sched.Cancel(ctx, m.handle(j))
+			if err != nil && !errors.Is(err, scheduler.ErrNotFound) {
+				return j, fmt.Errorf("cancel job %s in %s: %w", id, c.name, err)
+			}
+			if err != nil {
+				m.log.Info("cancel: the scheduler does not know the job", "job", id,
+					"err", err)
 			}
 		}
+		// Once the scheduler has accepted the cancel it is recorded even if the caller
+		// has gone away meanwhile.
 		now := time.Now().UTC()
-		nj, err := m.st.Transition(ctx, id, j.State, job.Cancelled, reason, store.Update{EndedAt: &now})
+		nj, err := m.st.Transition(context.WithoutCancel(ctx), id, j.State, job.Cancelled,
+			reason, store.Update{EndedAt: &now})
 		if err == nil {
-			m.log.Info("job cancelled", "job", id, "uid", uid)
 			if c != nil {
 				m.forget(c, id)
 			}

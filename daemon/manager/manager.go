@@ -231,8 +231,12 @@ func (m *Manager) cycle(ctx context.Context, c *cluster, log *slog.Logger) {
 	}
 }
 
-// dispatch hands queued jobs to the scheduler, oldest first.
+// dispatch hands queued jobs to the scheduler, oldest first. Jobs an earlier attempt left
+// in submitting are settled first, since they were queued before any job still queued.
 func (m *Manager) dispatch(ctx context.Context, c *cluster) error {
+	if err := m.settle(ctx, c); err != nil {
+		return err
+	}
 	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, States: []job.State{job.Queued}})
 	if err != nil {
 		return fmt.Errorf("list queued jobs: %w", err)
@@ -242,40 +246,113 @@ func (m *Manager) dispatch(ctx context.Context, c *cluster) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if _, err := m.st.Transition(ctx, j.ID, job.Queued, job.Submitting,
-			"handing to "+c.sched.Name(), store.Update{}); err != nil {
+		claimed, err := m.st.Transition(ctx, j.ID, job.Queued, job.Submitting,
+			"handing to "+c.sched.Name(), store.Update{})
+		if err != nil {
 			m.log.Warn("claim queued job", "job", j.ID, "err", err)
 			continue
 		}
-		sub, err := c.sched.Submit(ctx, scheduler.SubmitRequest{
-			JobID: j.ID, Dir: m.jobDir(j.ID), Script: ScriptFile, Tag: "qmd-" + j.ID,
-		})
-		if err != nil {
-			msg := "submission refused: " + err.Error()
-			if _, terr := m.st.Transition(ctx, j.ID, job.Submitting, job.Failed, msg,
-				store.Update{Error: &msg}); terr != nil {
-				m.log.Error("record failed submission", "job", j.ID, "err", terr)
-			}
-			continue
-		}
-		now := time.Now().UTC()
-		to := sub.State
-		if to == "" {
-			to = job.Pending
-		}
-		u := store.Update{SubmittedAt: &now}
-		if sub.SchedulerID != "" {
-			u.SchedulerID = &sub.SchedulerID
-		}
-		if sub.Meta != "" {
-			u.SchedMeta = &sub.Meta
-		}
-		if _, err := m.st.Transition(ctx, j.ID, job.Submitting, to,
-			"accepted by "+c.sched.Name(), u); err != nil {
-			m.log.Error("record submission", "job", j.ID, "err", err)
-		}
+		m.submit(ctx, c, claimed)
 	}
 	return nil
+}
+
+// settle deals with jobs left in submitting: a transient Submit error, an answer that was
+// lost, or a crash between the scheduler's answer and the store write. Whether the
+// scheduler got such a job is unknown, so it is asked first, in one Poll for all of them;
+// only a job it does not know is submitted again. Submitting twice would run the job twice.
+// If the scheduler cannot be asked, nothing is submitted and the next cycle tries again.
+func (m *Manager) settle(ctx context.Context, c *cluster) error {
+	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name,
+		States: []job.State{job.Submitting}})
+	if err != nil {
+		return fmt.Errorf("list jobs being submitted: %w", err)
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	slices.Reverse(jobs)
+	handles := make([]scheduler.Handle, len(jobs))
+	for i, j := range jobs {
+		handles[i] = m.handle(j)
+	}
+	// Recover, not Poll: a job whose submission answer was lost has no scheduler id yet,
+	// and only a lookup by its tag can tell "submitted after all" from "never arrived".
+	sts, err := c.sched.Recover(ctx, handles)
+	if err != nil {
+		return fmt.Errorf("ask %s about jobs being submitted: %w", c.name, err)
+	}
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if st, ok := sts[j.ID]; ok {
+			m.apply(ctx, c, j, st)
+			continue
+		}
+		m.submit(ctx, c, j)
+	}
+	return nil
+}
+
+// submit hands one job in submitting to the scheduler. A refusal fails the job; any other
+// error leaves it in submitting for settle, because the scheduler may have taken it.
+func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) {
+	sub, err := c.sched.Submit(ctx, scheduler.SubmitRequest{
+		JobID: j.ID, Dir: m.jobDir(j.ID), Script: ScriptFile, Tag: "qmd-" + j.ID,
+	})
+	if err != nil && !errors.Is(err, scheduler.ErrRejected) {
+		m.log.Warn("submit; will ask the scheduler and retry", "job", j.ID,
+			"cluster", c.name, "err", err)
+		return
+	}
+	if err != nil {
+		msg := "submission refused: " + err.Error()
+		m.log.Info("submission refused", "job", j.ID, "cluster", c.name, "err", err)
+		if _, terr := m.st.Transition(ctx, j.ID, job.Submitting, job.Failed, msg,
+			store.Update{Error: &msg}); terr != nil {
+			m.log.Error("record failed submission", "job", j.ID, "err", terr)
+		}
+		return
+	}
+	// The scheduler has the job now, so its answer is recorded even if ctx ends (the
+	// daemon stopping): a job left in submitting would wait for the next start to settle.
+	ctx = context.WithoutCancel(ctx)
+	now := time.Now().UTC()
+	to := sub.State
+	if to == "" {
+		to = job.Pending
+	}
+	u := store.Update{SubmittedAt: &now}
+	if sub.SchedulerID != "" {
+		u.SchedulerID = &sub.SchedulerID
+	}
+	if sub.Meta != "" {
+		u.SchedMeta = &sub.Meta
+	}
+	_, err = m.st.Transition(ctx, j.ID, job.Submitting, to, "accepted by "+c.sched.Name(), u)
+	if err == nil {
+		return
+	}
+	m.log.Error("record submission", "job", j.ID, "err", err)
+	if !errors.Is(err, store.ErrConflict) {
+		return // still in submitting: settle finds the job in the scheduler
+	}
+	// The job moved while the scheduler took it: a cancel raced the submission. The
+	// scheduler now runs a job qmd has ended, so it is cancelled there too.
+	cur, gerr := m.st.Get(ctx, j.ID)
+	if gerr != nil || !cur.State.Terminal() {
+		return
+	}
+	h := m.handle(cur)
+	h.SchedulerID, h.Meta, h.State = sub.SchedulerID, sub.Meta, to
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout.Duration)
+	defer cancel()
+	if cerr := c.sched.Cancel(cctx, h); cerr != nil {
+		m.log.Error("cancel a job submitted after it ended", "job", j.ID, "err", cerr)
+		return
+	}
+	m.log.Info("cancelled a job submitted after it ended", "job", j.ID, "state", cur.State)
 }
 
 // poll asks the scheduler about every active job of the cluster in one call.
@@ -374,7 +451,12 @@ func (m *Manager) apply(ctx context.Context, c *cluster, j job.Job, st scheduler
 	}
 }
 
+// forget tells the scheduler, when it keeps ended jobs in memory, that the job's end is
+// stored, and drops the job's missing-since mark.
 func (m *Manager) forget(c *cluster, id string) {
+	c.mu.Lock()
+	delete(c.missing, id)
+	c.mu.Unlock()
 	if f, ok := c.sched.(interface{ Forget(string) }); ok {
 		f.Forget(id)
 	}

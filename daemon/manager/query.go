@@ -18,15 +18,23 @@ var ErrFinished = errors.New("job state does not allow this")
 
 func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
 
-// Job returns one job with its history.
+// Job returns one job with its history. The row and the events are two reads, and a poll
+// may move the job between them; they are read again until they agree, so nobody is
+// shown a job whose history ends in another state than the one it is in.
 func (m *Manager) Job(ctx context.Context, id string) (job.Job, []job.Event, error) {
-	j, err := m.st.Get(ctx, id)
-	if err != nil {
-		return job.Job{}, nil, err
-	}
-	h, err := m.st.History(ctx, id)
-	if err != nil {
-		return job.Job{}, nil, err
+	var j job.Job
+	var h []job.Event
+	for range 5 {
+		var err error
+		if j, err = m.st.Get(ctx, id); err != nil {
+			return job.Job{}, nil, err
+		}
+		if h, err = m.st.History(ctx, id); err != nil {
+			return job.Job{}, nil, err
+		}
+		if h[len(h)-1].To == j.State {
+			break
+		}
 	}
 	return j, h, nil
 }

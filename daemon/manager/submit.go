@@ -85,7 +85,12 @@ func (m *Manager) Submit(ctx context.Context, uid int, req api.SubmitRequest) (a
 	var resp api.SubmitResponse
 	for _, p := range preps {
 		if err := m.create(ctx, p); err != nil {
-			return resp, err
+			if len(resp.IDs) > 0 {
+				err = fmt.Errorf("%w; the %d job(s) of this submission stored before it "+
+					"were cancelled", err, len(resp.IDs))
+				m.undo(ctx, resp.IDs)
+			}
+			return api.SubmitResponse{}, err
 		}
 		resp.IDs = append(resp.IDs, p.job.ID)
 		m.log.Info("job submitted", "job", p.job.ID, "cluster", p.job.Cluster, "uid", uid,
@@ -94,6 +99,23 @@ func (m *Manager) Submit(ctx context.Context, uid int, req api.SubmitRequest) (a
 	resp.ID = resp.IDs[0]
 	m.kick(preps[0].job.Cluster)
 	return resp, nil
+}
+
+// undo cancels the jobs a split submission created before one of its records failed to
+// be stored. The caller is told the submission failed and will send it again whole, so
+// jobs left queued would run those molecules twice.
+func (m *Manager) undo(ctx context.Context, ids []string) {
+	// The request may have failed because its caller went away; the cancels must happen
+	// all the same, within the time a scheduler command gets.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx),
+		m.defaultCluster().cfg.CommandTimeout.Duration)
+	defer cancel()
+	const reason = "the rest of its submission could not be stored"
+	for _, id := range ids {
+		if _, err := m.cancel(ctx, id, reason); err != nil {
+			m.log.Error("cancel part of a failed submission", "job", id, "err", err)
+		}
+	}
 }
 
 // create writes a job directory under a temporary name, stores the row, then renames the

@@ -21,6 +21,9 @@ type Command struct {
 	Stdin   []byte
 	Dir     string
 	Timeout time.Duration // 0: only the caller's ctx bounds it
+	// Env is added after the pinned environment, for the variables a caller relies on
+	// (SLURM_TIME_FORMAT=standard, say); it wins over anything inherited.
+	Env []string
 }
 
 // Result is what a finished command printed and how it exited.
@@ -108,7 +111,7 @@ func (l Local) Run(ctx context.Context, c Command) (Result, error) {
 
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
 	cmd.Dir = c.Dir
-	cmd.Env = Environ(os.Environ())
+	cmd.Env = append(Environ(os.Environ()), c.Env...)
 	cmd.WaitDelay = l.WaitDelay
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = 2 * time.Second

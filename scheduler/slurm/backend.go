@@ -1,0 +1,404 @@
+package slurm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"qmd/daemon/job"
+	"qmd/scheduler"
+	"qmd/scheduler/runner"
+)
+
+// ErrTransient marks an answer that says nothing about the job: a timeout, an unreachable
+// controller, output that does not parse. The caller changes nothing and asks again later.
+var ErrTransient = errors.New("slurm did not answer")
+
+// Options configure a Backend.
+type Options struct {
+	Runner runner.Runner
+	Logger *slog.Logger
+	// SubmitTimeout and QueryTimeout bound each sbatch and each squeue/sacct/scancel.
+	SubmitTimeout, QueryTimeout time.Duration
+	// Location is the cluster's time zone, in which sacct prints and reads times.
+	Location *time.Location
+	// ExitFile is the file the batch script writes its exit status into, relative to the
+	// job directory; read when accounting is disabled.
+	ExitFile string
+}
+
+// Backend implements scheduler.Scheduler with sbatch, squeue, sacct and scancel.
+type Backend struct {
+	opt Options
+	log *slog.Logger
+
+	mu           sync.Mutex
+	noAccounting bool // sacct said accounting is disabled; warned once
+	warnedNoAcct bool
+}
+
+var _ scheduler.Scheduler = (*Backend)(nil)
+
+// New returns a Slurm backend.
+func New(opt Options) *Backend {
+	if opt.Runner == nil {
+		opt.Runner = runner.Local{}
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.SubmitTimeout <= 0 {
+		opt.SubmitTimeout = 60 * time.Second
+	}
+	if opt.QueryTimeout <= 0 {
+		opt.QueryTimeout = 30 * time.Second
+	}
+	if opt.Location == nil {
+		opt.Location = time.Local
+	}
+	if opt.ExitFile == "" {
+		opt.ExitFile = "exit_status"
+	}
+	return &Backend{opt: opt, log: opt.Logger}
+}
+
+// Name implements scheduler.Scheduler.
+func (b *Backend) Name() string { return "slurm" }
+
+// meta is what qmd keeps with a Slurm job: the cluster sbatch named, and when the job was
+// submitted, which bounds sacct's window so an older job with a recycled id is ignored.
+type meta struct {
+	Cluster     string    `json:"cluster,omitempty"`
+	SubmittedAt time.Time `json:"submitted_at"`
+}
+
+func (b *Backend) run(ctx context.Context, argv []string, dir string, timeout time.Duration) (runner.Result, error) {
+	res, err := b.opt.Runner.Run(ctx, runner.Command{Argv: argv, Dir: dir, Timeout: timeout, Env: Env()})
+	var ce *runner.CommandError
+	if err != nil && !errors.As(err, &ce) {
+		// The command could not run or did not finish: nothing is known.
+		return res, fmt.Errorf("%w: %s: %w", ErrTransient, argv[0], err)
+	}
+	return res, nil
+}
+
+// Opts are sbatch options from the cluster config and the job; each value was validated
+// before it reaches here.
+func (b *Backend) sbatchArgv(req scheduler.SubmitRequest) []string {
+	return SbatchArgs(req.Tag, []string{"--chdir=" + req.Dir}, filepath.Join(req.Dir, req.Script))
+}
+
+// Submit implements scheduler.Scheduler. A refusal wraps scheduler.ErrRejected; any other
+// failure wraps ErrTransient, and the job may exist: reconcile by its tag before retrying.
+func (b *Backend) Submit(ctx context.Context, req scheduler.SubmitRequest) (scheduler.Submission, error) {
+	now := time.Now()
+	res, err := b.run(ctx, b.sbatchArgv(req), req.Dir, b.opt.SubmitTimeout)
+	if err != nil {
+		return scheduler.Submission{}, fmt.Errorf("submit %s: %w", req.JobID, err)
+	}
+	rec := ParseSbatch(res.Stdout, res.Stderr, res.ExitCode)
+	switch rec.Outcome {
+	case OutcomeSubmitted:
+		m, _ := json.Marshal(meta{Cluster: rec.Cluster, SubmittedAt: now})
+		return scheduler.Submission{SchedulerID: rec.ID, Meta: string(m), State: job.Pending}, nil
+	case OutcomeRejected:
+		return scheduler.Submission{}, fmt.Errorf("%w: %s", scheduler.ErrRejected, rec.Reason)
+	}
+	return scheduler.Submission{}, fmt.Errorf("submit %s: %w: %s", req.JobID, ErrTransient, rec.Reason)
+}
+
+// Poll implements scheduler.Scheduler: one squeue for the active jobs, then sacct for the
+// ones that left the queue, each chunked to MaxIDsPerCall ids. A job leaves the active set
+// only on a terminal state from accounting.
+func (b *Backend) Poll(ctx context.Context, handles []scheduler.Handle) (map[string]scheduler.Status, error) {
+	byID := map[string]scheduler.Handle{}
+	var ids []string
+	for _, h := range handles {
+		if h.SchedulerID == "" {
+			continue
+		}
+		byID[h.SchedulerID] = h
+		ids = append(ids, h.SchedulerID)
+	}
+	out := map[string]scheduler.Status{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+
+	queued := map[string]Record{}
+	for _, chunk := range Chunk(ids, MaxIDsPerCall) {
+		res, err := b.run(ctx, SqueueArgs(chunk), "", b.opt.QueryTimeout)
+		if err != nil {
+			return nil, err
+		}
+		recs := ParseSqueue(res.Stdout, res.Stderr, res.ExitCode)
+		for _, r := range recs {
+			switch r.Outcome {
+			case OutcomeJob:
+				queued[r.ID] = r
+			case OutcomeUnknownJob:
+				// squeue names no id when the only one asked about is gone.
+			default:
+				return nil, fmt.Errorf("%w: squeue: %s", ErrTransient, r.Reason)
+			}
+		}
+	}
+
+	// Every job is confirmed with accounting, also those squeue still shows as ended:
+	// squeue carries no exit code.
+	var gone []string
+	since := time.Time{}
+	for _, id := range ids {
+		r, ok := queued[id]
+		if ok && !r.State.Terminal() {
+			out[byID[id].JobID] = liveStatus(r)
+			continue
+		}
+		gone = append(gone, id)
+		if t := submittedAt(byID[id].Meta); !t.IsZero() && (since.IsZero() || t.Before(since)) {
+			since = t
+		}
+	}
+	if len(gone) == 0 {
+		return out, nil
+	}
+	if since.IsZero() {
+		since = time.Now().Add(-7 * 24 * time.Hour)
+	}
+	since = since.Add(-time.Minute).In(b.opt.Location)
+
+	for _, chunk := range Chunk(gone, MaxIDsPerCall) {
+		res, err := b.run(ctx, SacctArgs(chunk, since), "", b.opt.QueryTimeout)
+		if err != nil {
+			return nil, err
+		}
+		recs := ParseSacctIn(res.Stdout, res.Stderr, res.ExitCode, b.opt.Location)
+		for _, r := range recs {
+			switch r.Outcome {
+			case OutcomeJob:
+				h, ok := byID[r.ID]
+				if !ok {
+					continue
+				}
+				if t := submittedAt(h.Meta); r.Submit != nil && !t.IsZero() &&
+					r.Submit.Before(t.Add(-2*time.Minute)) {
+					continue // an older job that had the same id
+				}
+				out[h.JobID] = accountedStatus(r)
+			case OutcomeAccountingDisabled:
+				b.accountingDisabled()
+				for _, id := range chunk {
+					if st, ok := b.fromExitFile(byID[id]); ok {
+						out[byID[id].JobID] = st
+					}
+				}
+			case OutcomeUnknownJob:
+			default:
+				return nil, fmt.Errorf("%w: sacct: %s", ErrTransient, r.Reason)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (b *Backend) accountingDisabled() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.noAccounting = true
+	if !b.warnedNoAcct {
+		b.warnedNoAcct = true
+		b.log.Warn("slurm accounting is disabled; job ends are read from the exit-status file")
+	}
+}
+
+// fromExitFile reads the exit status the batch script wrote, when accounting cannot say.
+func (b *Backend) fromExitFile(h scheduler.Handle) (scheduler.Status, bool) {
+	data, err := os.ReadFile(filepath.Join(h.Dir, b.opt.ExitFile))
+	if err != nil {
+		return scheduler.Status{}, false
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return scheduler.Status{}, false
+	}
+	code, err := strconv.Atoi(f[0])
+	if err != nil {
+		return scheduler.Status{}, false
+	}
+	return scheduler.Status{State: job.Completing, ExitCode: &code,
+		Reason: fmt.Sprintf("batch script recorded exit status %d (no accounting)", code)}, true
+}
+
+func submittedAt(m string) time.Time {
+	var md meta
+	if json.Unmarshal([]byte(m), &md) != nil {
+		return time.Time{}
+	}
+	return md.SubmittedAt
+}
+
+// liveStatus is a job squeue still shows. Slurm's COMPLETING means the job's processes
+// are still being ended, so it is reported as running until accounting confirms the end.
+func liveStatus(r Record) scheduler.Status {
+	st := r.State
+	if st == job.Completing {
+		st = job.Running
+	}
+	return scheduler.Status{State: st, Reason: r.Reason, SchedulerID: r.ID}
+}
+
+// accountedStatus turns an accounting record into a status. A job whose program ran to
+// its end (COMPLETED or FAILED with an exit code) goes to completing, so its NWChem output
+// decides; endings imposed by Slurm map to their own states.
+func accountedStatus(r Record) scheduler.Status {
+	st := scheduler.Status{State: r.State, ExitCode: r.ExitCode, Signal: r.Signal,
+		StartedAt: r.Start, EndedAt: r.End}
+	if !r.Terminal {
+		if st.State == job.Completing {
+			st.State = job.Running
+		}
+		st.Reason = r.Reason
+		return st
+	}
+	switch {
+	case r.State == job.Completed:
+		st.State = job.Completing
+		st.Reason = "slurm: COMPLETED"
+	case r.State == job.Failed && (r.RawState == "FAILED"):
+		st.State = job.Completing
+		st.Reason = fmt.Sprintf("slurm: FAILED, exit code %s", intOr(r.ExitCode))
+	case r.State == job.Failed:
+		st.Reason = "slurm: " + r.RawState
+		if r.RawState == "OUT_OF_MEMORY" {
+			st.Reason = "slurm: OUT_OF_MEMORY: the job exceeded its memory limit"
+		}
+	case r.State == job.Cancelled:
+		st.Reason = "slurm: " + r.RawState
+	case r.State == job.Timeout:
+		st.Reason = "slurm: " + r.RawState + ": the job reached its time limit"
+	default:
+		st.Reason = "slurm: " + r.RawState
+	}
+	return st
+}
+
+func intOr(p *int) string {
+	if p == nil {
+		return "unknown"
+	}
+	return strconv.Itoa(*p)
+}
+
+// Cancel implements scheduler.Scheduler. An id Slurm no longer knows, or a job already
+// ending, is not an error.
+func (b *Backend) Cancel(ctx context.Context, h scheduler.Handle) error {
+	if h.SchedulerID == "" {
+		return fmt.Errorf("cancel %s: %w", h.JobID, scheduler.ErrNotFound)
+	}
+	res, err := b.run(ctx, ScancelArgs([]string{h.SchedulerID}), "", b.opt.QueryTimeout)
+	if err != nil {
+		return fmt.Errorf("cancel %s: %w", h.JobID, err)
+	}
+	for _, r := range ParseScancel(res.Stdout, res.Stderr, res.ExitCode) {
+		switch r.Outcome {
+		case OutcomeOK, OutcomeUnknownJob:
+		default:
+			return fmt.Errorf("cancel %s: %w: %s", h.JobID, ErrTransient, r.Reason)
+		}
+	}
+	return nil
+}
+
+// Recover implements scheduler.Scheduler. A job with a Slurm id is polled; a job left in
+// submitting is looked up by its tag (the job name): found → adopted with its id; not
+// found in squeue nor in accounting → left out of the answer, so the caller submits it.
+// Any failure to ask is an error, and nothing is submitted.
+func (b *Backend) Recover(ctx context.Context, handles []scheduler.Handle) (map[string]scheduler.Status, error) {
+	out := map[string]scheduler.Status{}
+	var known []scheduler.Handle
+	for _, h := range handles {
+		if h.SchedulerID != "" {
+			known = append(known, h)
+			continue
+		}
+		st, found, err := b.lookupTag(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out[h.JobID] = st
+		}
+	}
+	if len(known) > 0 {
+		sts, err := b.Poll(ctx, known)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range sts {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// Tag is the Slurm job name that names a qmd job.
+func Tag(jobID string) string { return "qmd-" + jobID }
+
+func (b *Backend) lookupTag(ctx context.Context, h scheduler.Handle) (scheduler.Status, bool, error) {
+	tag := Tag(h.JobID)
+	res, err := b.run(ctx, SqueueByNameArgs(tag), "", b.opt.QueryTimeout)
+	if err != nil {
+		return scheduler.Status{}, false, err
+	}
+	for _, r := range ParseSqueue(res.Stdout, res.Stderr, res.ExitCode) {
+		switch r.Outcome {
+		case OutcomeJob:
+			st := liveStatus(r)
+			st.Meta = adoptMeta()
+			st.Reason = "adopted Slurm job " + r.ID + " found by its name " + tag
+			return st, true, nil
+		case OutcomeUnknownJob:
+		default:
+			return scheduler.Status{}, false, fmt.Errorf("%w: squeue --name: %s", ErrTransient, r.Reason)
+		}
+	}
+
+	since := time.Now().Add(-30 * 24 * time.Hour).In(b.opt.Location)
+	res, err = b.run(ctx, SacctByNameArgs(tag, since), "", b.opt.QueryTimeout)
+	if err != nil {
+		return scheduler.Status{}, false, err
+	}
+	for _, r := range ParseSacctIn(res.Stdout, res.Stderr, res.ExitCode, b.opt.Location) {
+		switch r.Outcome {
+		case OutcomeJob:
+			st := accountedStatus(r)
+			st.SchedulerID = r.ID
+			st.Meta = adoptMeta()
+			return st, true, nil
+		case OutcomeAccountingDisabled:
+			b.accountingDisabled()
+			// squeue did not show it and accounting cannot say: a job that ended
+			// meanwhile would be submitted twice, so refuse to guess.
+			if _, err := os.Stat(filepath.Join(h.Dir, "started")); err == nil {
+				return scheduler.Status{State: job.Lost, Reason: "no accounting to tell whether the job was submitted"}, true, nil
+			}
+		case OutcomeUnknownJob:
+		default:
+			return scheduler.Status{}, false, fmt.Errorf("%w: sacct --name: %s", ErrTransient, r.Reason)
+		}
+	}
+	return scheduler.Status{}, false, nil
+}
+
+func adoptMeta() string {
+	m, _ := json.Marshal(meta{SubmittedAt: time.Now().Add(-time.Hour)})
+	return string(m)
+}
