@@ -209,9 +209,9 @@ func TestRenderErrors(t *testing.T) {
 		},
 		{
 			name:    "unknown template",
-			tmpl:    "slurm/job.sh.tmpl",
+			tmpl:    "pbs/job.sh.tmpl",
 			data:    sampleScript,
-			wantErr: "slurm/job.sh.tmpl",
+			wantErr: "pbs/job.sh.tmpl",
 		},
 		{
 			name:    "unreadable override is not skipped",
