@@ -58,22 +58,25 @@ type Rendered struct {
 
 // Job is a job as qmctl shows it.
 type Job struct {
-	ID           string    `json:"id"`
-	State        string    `json:"state"`
-	Cluster      string    `json:"cluster"`
-	SchedulerID  string    `json:"scheduler_id"`
-	Name         string    `json:"name"`
-	Preset       string    `json:"preset"`
-	Solvent      string    `json:"solvent"`
-	Owner        int       `json:"owner_uid"`
-	Level        string    `json:"level,omitempty"`
-	Software     string    `json:"software,omitempty"`
-	TemplateHash string    `json:"template_hash,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	Error        *string   `json:"error"`
-	ExitCode     *int      `json:"exit_code,omitempty"`
-	History      []Event   `json:"history,omitempty"`
+	ID          string `json:"id"`
+	State       string `json:"state"`
+	Cluster     string `json:"cluster"`
+	SchedulerID string `json:"scheduler_id"`
+	// SchedulerReason is why the scheduler keeps the job waiting (Slurm's pending
+	// reason, e.g. "Priority" or "QOSMaxJobsPerUserLimit"); empty when not waiting.
+	SchedulerReason string    `json:"scheduler_reason,omitempty"`
+	Name            string    `json:"name"`
+	Preset          string    `json:"preset"`
+	Solvent         string    `json:"solvent"`
+	Owner           int       `json:"owner_uid"`
+	Level           string    `json:"level,omitempty"`
+	Software        string    `json:"software,omitempty"`
+	TemplateHash    string    `json:"template_hash,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	Error           *string   `json:"error"`
+	ExitCode        *int      `json:"exit_code,omitempty"`
+	History         []Event   `json:"history,omitempty"`
 }
 
 // Event is one transition in a job's history.

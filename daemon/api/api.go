@@ -219,7 +219,8 @@ func (h *Handler) json(w http.ResponseWriter, status int, v any) {
 func toWire(j job.Job, hist []job.Event) wire.Job {
 	out := wire.Job{
 		ID: j.ID, State: string(j.State), Cluster: j.Cluster, SchedulerID: j.SchedulerID,
-		Name: j.Name, Preset: j.Preset, Solvent: j.Solvent, Owner: j.OwnerUID, Level: j.Level,
+		SchedulerReason: j.SchedReason,
+		Name:            j.Name, Preset: j.Preset, Solvent: j.Solvent, Owner: j.OwnerUID, Level: j.Level,
 		Software: j.Software, TemplateHash: j.TemplateHash, CreatedAt: j.CreatedAt,
 		UpdatedAt: j.UpdatedAt, ExitCode: j.ExitCode,
 	}

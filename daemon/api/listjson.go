@@ -56,6 +56,10 @@ func appendJob(b []byte, j *job.Job) []byte {
 	b = appendString(b, j.Cluster)
 	b = append(b, `,"scheduler_id":`...)
 	b = appendString(b, j.SchedulerID)
+	if j.SchedReason != "" {
+		b = append(b, `,"scheduler_reason":`...)
+		b = appendString(b, j.SchedReason)
+	}
 	b = append(b, `,"name":`...)
 	b = appendString(b, j.Name)
 	b = append(b, `,"preset":`...)

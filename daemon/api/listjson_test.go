@@ -82,8 +82,8 @@ func TestAppendJobKnowsEveryWireField(t *testing.T) {
 	for i := range rt.NumField() {
 		tags = append(tags, rt.Field(i).Tag.Get("json"))
 	}
-	want := []string{"id", "state", "cluster", "scheduler_id", "name", "preset", "solvent",
-		"owner_uid", "level,omitempty", "software,omitempty", "template_hash,omitempty",
+	want := []string{"id", "state", "cluster", "scheduler_id", "scheduler_reason,omitempty",
+		"name", "preset", "solvent", "owner_uid", "level,omitempty", "software,omitempty", "template_hash,omitempty",
 		"created_at", "updated_at", "error", "exit_code,omitempty", "history,omitempty"}
 	if !slices.Equal(tags, want) {
 		t.Errorf("wire.Job fields are now\n%q\nupdate appendJob and this list", tags)

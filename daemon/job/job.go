@@ -120,6 +120,7 @@ type Job struct {
 	State        State
 	SchedulerID  string // the scheduler's handle: a pid for local, a job id for Slurm
 	SchedMeta    string // scheduler-private data needed to re-adopt the job (JSON)
+	SchedReason  string // the scheduler's reason for a waiting job, e.g. "Priority"
 	Preset       string
 	Solvent      string
 	Charge       int

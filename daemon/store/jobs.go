@@ -18,10 +18,10 @@ import (
 // list is what lets Get, List and Transition's RETURNING share a scanner.
 const jobCols = `id, name, owner_uid, cluster, state, scheduler_id, sched_meta, preset,
 	solvent, charge, multiplicity, level, software, template_hash, input_format, error,
-	exit_code, created_at, updated_at, submitted_at, started_at, ended_at`
+	exit_code, created_at, updated_at, submitted_at, started_at, ended_at, sched_reason`
 
 const insertJobSQL = `INSERT INTO jobs (` + jobCols + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const insertEventSQL = `INSERT INTO job_events (job_id, at, from_state, to_state, reason)
 	VALUES (?, ?, ?, ?, ?)`
@@ -37,7 +37,8 @@ const setFields = `scheduler_id = COALESCE(?, scheduler_id),
 	ended_at = COALESCE(?, ended_at),
 	level = COALESCE(?, level),
 	software = COALESCE(?, software),
-	template_hash = COALESCE(?, template_hash)`
+	template_hash = COALESCE(?, template_hash),
+	sched_reason = COALESCE(?, sched_reason)`
 
 // The state test in the WHERE clause is the compare-and-set: the row changes only if it
 // is still where the caller saw it, and RETURNING hands back the new row in the same step.
@@ -54,6 +55,8 @@ type Update struct {
 	ExitCode                        *int
 	SubmittedAt, StartedAt, EndedAt *time.Time
 	Level, Software, TemplateHash   *string
+	// SchedReason is the scheduler's reason for a waiting job ("" clears it).
+	SchedReason *string
 }
 
 // args returns the parameters for setFields, in its order.
@@ -73,6 +76,7 @@ func (u Update) args() ([]any, error) {
 	return []any{
 		optStr(u.SchedulerID), optStr(u.SchedMeta), optStr(u.Error), optInt(u.ExitCode),
 		sub, start, end, optStr(u.Level), optStr(u.Software), optStr(u.TemplateHash),
+		optStr(u.SchedReason),
 	}, nil
 }
 
@@ -147,7 +151,7 @@ func insertJob(ctx context.Context, tx *sql.Tx, j *job.Job, reason string) error
 	_, err = tx.ExecContext(ctx, insertJobSQL,
 		j.ID, j.Name, j.OwnerUID, j.Cluster, string(j.State), j.SchedulerID, j.SchedMeta,
 		j.Preset, j.Solvent, j.Charge, j.Multiplicity, j.Level, j.Software, j.TemplateHash,
-		j.InputFormat, j.Error, optInt(j.ExitCode), created, updated, sub, start, end)
+		j.InputFormat, j.Error, optInt(j.ExitCode), created, updated, sub, start, end, j.SchedReason)
 	if isConstraint(err, sqlite3.ErrConstraintPrimaryKey) {
 		return ErrJobExists
 	}
@@ -463,7 +467,7 @@ func newJobRow() *jobRow {
 	r.dest = []any{&j.ID, &j.Name, &r.owner, &j.Cluster, &r.state, &j.SchedulerID,
 		&j.SchedMeta, &j.Preset, &j.Solvent, &r.charge, &r.mult, &j.Level, &j.Software,
 		&j.TemplateHash, &j.InputFormat, &j.Error, &r.exit, &r.created, &r.updated, &r.sub,
-		&r.start, &r.end}
+		&r.start, &r.end, &j.SchedReason}
 	return r
 }
 
