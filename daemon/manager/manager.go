@@ -8,7 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +25,7 @@ import (
 	"qmd/scheduler"
 	"qmd/scheduler/local"
 	"qmd/scheduler/runner"
+	"qmd/scheduler/slurm"
 	"qmd/templates"
 )
 
@@ -37,8 +40,8 @@ type Manager struct {
 	clusters map[string]*cluster
 	draining atomic.Bool
 
-	// LostAfter is how long an active job may be missing from its scheduler's answers
-	// before it is declared lost.
+	// LostAfter, when set, overrides each cluster's lost_after: how long an active job
+	// may be missing from its scheduler's answers before it is declared lost.
 	LostAfter time.Duration
 }
 
@@ -50,6 +53,21 @@ type cluster struct {
 
 	mu      sync.Mutex
 	missing map[string]time.Time
+
+	// Poller state, owned by the cluster's loop goroutine.
+	unhealthy bool        // the last poll could not ask the scheduler
+	polls     []time.Time // poll calls within the last minute, for the budget
+}
+
+// Healthy reports whether the cluster's scheduler answered its last poll.
+func (m *Manager) Healthy(cluster string) bool {
+	c, ok := m.clusters[cluster]
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.unhealthy
 }
 
 // Options for New.
@@ -75,7 +93,7 @@ func New(o Options) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: o.Config, st: o.Store, tmpl: o.Templates, run: o.Runner, log: o.Logger,
-		software: o.Software, clusters: map[string]*cluster{}, LostAfter: 5 * time.Minute,
+		software: o.Software, clusters: map[string]*cluster{},
 	}
 	for _, name := range o.Config.ClusterNames() {
 		cc := o.Config.Clusters[name]
@@ -90,6 +108,14 @@ func New(o Options) (*Manager, error) {
 					CancelGrace: cc.CancelGrace.Duration,
 					Logger:      o.Logger.With("cluster", name),
 					Notify:      func() { m.kick(name) },
+				})
+			case "slurm":
+				c.sched = slurm.New(slurm.Options{
+					Runner:        o.Runner,
+					Logger:        o.Logger.With("cluster", name),
+					SubmitTimeout: cc.SubmitTimeout.Duration,
+					QueryTimeout:  cc.QueryTimeout.Duration,
+					ExitFile:      local.ExitFile,
 				})
 			default:
 				return nil, fmt.Errorf("cluster %s: scheduler %q is not available", name, cc.Scheduler)
@@ -147,7 +173,13 @@ func (m *Manager) Recover(ctx context.Context) error {
 		}
 		sts, err := c.sched.Recover(ctx, handles)
 		if err != nil {
-			return fmt.Errorf("recover %s: %w", c.name, err)
+			// A cluster that cannot be asked now must not keep qmd from starting: its
+			// jobs stay as they are, and the poller and the settling of submissions
+			// ask again each cycle.
+			m.log.Warn("recover jobs: the scheduler did not answer; will ask again",
+				"cluster", c.name, "jobs", len(handles), "err", err)
+			m.setHealth(c, false, err)
+			continue
 		}
 		m.log.Info("jobs recovered", "cluster", c.name, "jobs", len(handles))
 		for _, j := range jobs {
@@ -192,8 +224,9 @@ func (m *Manager) Run(ctx context.Context) error {
 
 func (m *Manager) loop(ctx context.Context, c *cluster) {
 	log := m.log.With("cluster", c.name)
-	t := time.NewTimer(0)
+	t := time.NewTimer(jitter(c.name, c.cfg.PollInterval.Duration))
 	defer t.Stop()
+	interval := c.cfg.PollInterval.Duration
 	for {
 		select {
 		case <-ctx.Done():
@@ -201,20 +234,57 @@ func (m *Manager) loop(ctx context.Context, c *cluster) {
 		case <-t.C:
 		case <-c.kick:
 		}
-		m.cycle(ctx, c, log)
+		changed, healthy := m.cycle(ctx, c, log)
+		interval = nextInterval(interval, changed, healthy, c.cfg)
 		if !t.Stop() {
 			select {
 			case <-t.C:
 			default:
 			}
 		}
-		t.Reset(c.cfg.PollInterval.Duration)
+		t.Reset(jitter("", interval))
 	}
 }
 
+// nextInterval adapts the poll interval: back to the minimum when something changed, half
+// as long again while nothing does, doubled while the scheduler does not answer; always
+// between poll_interval and poll_interval_max.
+func nextInterval(cur time.Duration, changed, healthy bool, cfg *config.Cluster) time.Duration {
+	lo, hi := cfg.PollInterval.Duration, cfg.PollIntervalMax.Duration
+	switch {
+	case !healthy:
+		cur *= 2
+	case changed:
+		cur = lo
+	default:
+		cur += cur / 2
+	}
+	return min(max(cur, lo), hi)
+}
+
+// jitter spreads polls by ±10 % so that clusters, and daemons on many login nodes, do not
+// ask their controllers in lockstep. A non-empty seed gives a stable offset per cluster for
+// the first poll.
+func jitter(seed string, d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	var f float64
+	if seed != "" {
+		h := fnv.New32a()
+		h.Write([]byte(seed))
+		f = float64(h.Sum32()%1000)/1000*0.2 - 0.1
+	} else {
+		f = rand.Float64()*0.2 - 0.1
+	}
+	return d + time.Duration(float64(d)*f)
+}
+
 // cycle is one pass over a cluster: submit queued jobs, poll active ones, finish ended
-// ones. A panic in a parser must not stop the loop, so it is caught and logged.
-func (m *Manager) cycle(ctx context.Context, c *cluster, log *slog.Logger) {
+// ones. It reports whether any job changed and whether the scheduler answered. A panic in
+// a parser must not stop the loop, so it is caught and logged.
+func (m *Manager) cycle(ctx context.Context, c *cluster, log *slog.Logger) (changed, healthy bool) {
+	healthy = true
 	defer func() {
 		if r := recover(); r != nil {
 			log.Error("poll cycle panicked", "panic", fmt.Sprint(r))
@@ -223,11 +293,56 @@ func (m *Manager) cycle(ctx context.Context, c *cluster, log *slog.Logger) {
 	if err := m.dispatch(ctx, c); err != nil && ctx.Err() == nil {
 		log.Error("dispatch", "err", err)
 	}
-	if err := m.poll(ctx, c); err != nil && ctx.Err() == nil {
-		log.Warn("poll", "err", err)
+	if !m.takeBudget(c) {
+		log.Debug("poll skipped: budget for this minute spent")
+	} else {
+		n, err := m.poll(ctx, c)
+		changed = n > 0
+		if err != nil && ctx.Err() == nil {
+			healthy = false
+		}
+		if ctx.Err() == nil {
+			m.setHealth(c, err == nil, err)
+		}
 	}
 	if err := m.finishAll(ctx, c); err != nil && ctx.Err() == nil {
 		log.Error("finish", "err", err)
+	}
+	return changed, healthy
+}
+
+// takeBudget counts one poll call against the cluster's per-minute budget, or reports
+// that the budget is spent. Submissions and cancels are not counted.
+func (m *Manager) takeBudget(c *cluster) bool {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keep := c.polls[:0]
+	for _, t := range c.polls {
+		if now.Sub(t) < time.Minute {
+			keep = append(keep, t)
+		}
+	}
+	c.polls = keep
+	if len(c.polls) >= c.cfg.PollBudget {
+		return false
+	}
+	c.polls = append(c.polls, now)
+	return true
+}
+
+// setHealth records whether the scheduler answered, logging only when that changes.
+func (m *Manager) setHealth(c *cluster, ok bool, err error) {
+	c.mu.Lock()
+	was := !c.unhealthy
+	c.unhealthy = !ok
+	c.mu.Unlock()
+	switch {
+	case was && !ok:
+		m.log.Warn("scheduler not answering; no job changes state until it does",
+			"cluster", c.name, "err", err)
+	case !was && ok:
+		m.log.Info("scheduler answering again", "cluster", c.name)
 	}
 }
 
@@ -356,14 +471,14 @@ func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) {
 }
 
 // poll asks the scheduler about every active job of the cluster in one call.
-func (m *Manager) poll(ctx context.Context, c *cluster) error {
+func (m *Manager) poll(ctx context.Context, c *cluster) (int, error) {
 	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name,
 		States: []job.State{job.Pending, job.Running, job.Suspended}})
 	if err != nil {
-		return fmt.Errorf("list active jobs: %w", err)
+		return 0, fmt.Errorf("list active jobs: %w", err)
 	}
 	if len(jobs) == 0 {
-		return nil
+		return 0, nil
 	}
 	handles := make([]scheduler.Handle, len(jobs))
 	for i, j := range jobs {
@@ -372,26 +487,31 @@ func (m *Manager) poll(ctx context.Context, c *cluster) error {
 	sts, err := c.sched.Poll(ctx, handles)
 	if err != nil {
 		// Could not ask: no job changes state because of it.
-		return fmt.Errorf("poll %s: %w", c.name, err)
+		return 0, fmt.Errorf("poll %s: %w", c.name, err)
 	}
 	now := time.Now()
+	changed := 0
 	for _, j := range jobs {
 		st, ok := sts[j.ID]
 		if !ok {
-			m.missingJob(ctx, c, j, now)
+			if m.missingJob(ctx, c, j, now) {
+				changed++
+			}
 			continue
 		}
 		c.mu.Lock()
 		delete(c.missing, j.ID)
 		c.mu.Unlock()
-		m.apply(ctx, c, j, st)
+		if m.apply(ctx, c, j, st) {
+			changed++
+		}
 	}
-	return nil
+	return changed, nil
 }
 
 // missingJob handles a job its scheduler no longer reports: after LostAfter it is lost,
 // never completed or failed by guess.
-func (m *Manager) missingJob(ctx context.Context, c *cluster, j job.Job, now time.Time) {
+func (m *Manager) missingJob(ctx context.Context, c *cluster, j job.Job, now time.Time) bool {
 	c.mu.Lock()
 	since, seen := c.missing[j.ID]
 	if !seen {
@@ -399,20 +519,27 @@ func (m *Manager) missingJob(ctx context.Context, c *cluster, j job.Job, now tim
 		since = now
 	}
 	c.mu.Unlock()
-	if now.Sub(since) < m.LostAfter {
-		return
+	lostAfter := c.cfg.LostAfter.Duration
+	if m.LostAfter > 0 {
+		lostAfter = m.LostAfter
 	}
-	reason := fmt.Sprintf("the scheduler has not reported the job for %s", m.LostAfter)
-	if _, err := m.st.Transition(ctx, j.ID, j.State, job.Lost, reason, store.Update{Error: &reason}); err != nil {
+	if now.Sub(since) < lostAfter {
+		return false
+	}
+	reason := fmt.Sprintf("neither the queue nor accounting has known the job for %s",
+		lostAfter)
+	_, err := m.st.Transition(ctx, j.ID, j.State, job.Lost, reason, store.Update{Error: &reason})
+	if err != nil {
 		m.log.Error("record lost job", "job", j.ID, "err", err)
 	}
 	c.mu.Lock()
 	delete(c.missing, j.ID)
 	c.mu.Unlock()
+	return err == nil
 }
 
 // apply records one observation of a job.
-func (m *Manager) apply(ctx context.Context, c *cluster, j job.Job, st scheduler.Status) {
+func (m *Manager) apply(ctx context.Context, c *cluster, j job.Job, st scheduler.Status) bool {
 	u := store.Update{StartedAt: st.StartedAt, EndedAt: st.EndedAt, ExitCode: st.ExitCode}
 	if st.SchedulerID != "" && st.SchedulerID != j.SchedulerID {
 		u.SchedulerID = &st.SchedulerID
@@ -420,13 +547,24 @@ func (m *Manager) apply(ctx context.Context, c *cluster, j job.Job, st scheduler
 	if st.Meta != "" && st.Meta != j.SchedMeta {
 		u.SchedMeta = &st.Meta
 	}
+	// The scheduler's reason is kept while the job waits (why pending) and cleared
+	// once it runs or ends.
+	waitReason := ""
+	if st.State == job.Pending || st.State == job.Suspended {
+		waitReason = st.Reason
+	}
+	if waitReason != j.SchedReason {
+		u.SchedReason = &waitReason
+	}
 	if st.State == j.State || st.State == "" {
-		if u.SchedulerID != nil || u.SchedMeta != nil {
-			if err := m.st.Update(ctx, j.ID, store.Update{SchedulerID: u.SchedulerID, SchedMeta: u.SchedMeta}); err != nil {
+		if u.SchedulerID != nil || u.SchedMeta != nil || u.SchedReason != nil {
+			fields := store.Update{SchedulerID: u.SchedulerID, SchedMeta: u.SchedMeta,
+				SchedReason: u.SchedReason}
+			if err := m.st.Update(ctx, j.ID, fields); err != nil {
 				m.log.Error("update job", "job", j.ID, "err", err)
 			}
 		}
-		return
+		return false
 	}
 	if j.StartedAt != nil {
 		u.StartedAt = nil
@@ -441,14 +579,16 @@ func (m *Manager) apply(ctx context.Context, c *cluster, j job.Job, st scheduler
 	}
 	if _, err := m.st.Transition(ctx, j.ID, j.State, st.State, reason, u); err != nil {
 		if !errors.Is(err, store.ErrConflict) {
-			m.log.Error("record job state", "job", j.ID, "from", j.State, "to", st.State, "err", err)
+			m.log.Error("record job state", "job", j.ID, "from", j.State, "to", st.State,
+				"err", err)
 		}
-		return
+		return false
 	}
 	m.log.Info("job state", "job", j.ID, "cluster", c.name, "from", j.State, "to", st.State)
 	if st.State.Terminal() {
 		m.forget(c, j.ID)
 	}
+	return true
 }
 
 // forget tells the scheduler, when it keeps ended jobs in memory, that the job's end is

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,7 +113,7 @@ func TestRecoverAtStart(t *testing.T) {
 		}
 	}
 
-	h.m.LostAfter = 0
+	h.m.LostAfter = time.Nanosecond
 	h.cycle(clusterA)
 	h.cycle(clusterA)
 	wantState := map[string]job.State{
@@ -151,7 +152,9 @@ func TestRecoverWithoutActiveJobsAsksNothing(t *testing.T) {
 	}
 }
 
-func TestRecoverErrorStopsStart(t *testing.T) {
+// A cluster that cannot be asked at start does not keep qmd from starting: its jobs stay
+// as they are, the cluster is marked unhealthy, and later cycles ask again.
+func TestRecoverErrorKeepsJobsAndStarts(t *testing.T) {
 	h := newHarness(t)
 	id := h.submit(water("gas"))[0]
 	h.force(id, job.Submitting, job.Pending)
@@ -159,11 +162,17 @@ func TestRecoverErrorStopsStart(t *testing.T) {
 	down := errors.New("ssh: handshake failed")
 	h.fakes[clusterA] = fake.New(fake.Options{Cluster: fake.Cluster{RecoverErr: down}})
 	h.m.clusters[clusterA].sched = h.fakes[clusterA]
-	if err := h.m.Recover(context.Background()); !errors.Is(err, down) {
-		t.Errorf("Recover: %v, want the scheduler's error", err)
+	if err := h.m.Recover(context.Background()); err != nil {
+		t.Errorf("Recover: %v, want nil: an unreachable cluster must not stop the daemon", err)
 	}
 	if s := h.state(id); s != job.Pending {
 		t.Errorf("state %s after a failed recover", s)
+	}
+	if h.m.Healthy(clusterA) {
+		t.Error("cluster still healthy after its scheduler failed to answer")
+	}
+	if !strings.Contains(h.logs.String(), down.Error()) {
+		t.Errorf("the failure was not logged:\n%s", h.logs.String())
 	}
 }
 

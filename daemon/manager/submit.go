@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -356,12 +357,18 @@ func (m *Manager) prepareOne(uid int, req api.SubmitRequest, c *cluster, preset 
 	if err != nil {
 		return prepared{}, err
 	}
-	script := templates.Script{JobID: id, Level: lvl, Deck: DeckFile, Command: c.nwchemCommand()}
-	scriptText, err := m.tmpl.Render(templates.LocalScript, script)
+	script := templates.Script{
+		JobID: id, Level: lvl, Deck: DeckFile, Command: c.nwchemCommand(),
+		Tasks: c.cfg.MPIRanks, MemoryMB: c.cfg.MemoryMB*c.cfg.MPIRanks + jobMemoryOverheadMB,
+		TimeLimit: strconv.Itoa(int(c.cfg.TimeLimit.Minutes())),
+		Partition: c.cfg.Partition, Account: c.cfg.Account, QOS: c.cfg.QOS,
+	}
+	scriptTmpl := c.scriptTemplate()
+	scriptText, err := m.tmpl.Render(scriptTmpl, script)
 	if err != nil {
 		return prepared{}, err
 	}
-	hash, err := m.tmpl.Hash(templates.NWChemNMR, templates.LocalScript)
+	hash, err := m.tmpl.Hash(templates.NWChemNMR, scriptTmpl)
 	if err != nil {
 		return prepared{}, err
 	}
@@ -386,6 +393,18 @@ func (m *Manager) prepareOne(uid int, req api.SubmitRequest, c *cluster, preset 
 		{Path: DeckFile, Content: deckText},
 		{Path: ScriptFile, Content: scriptText},
 	}}, nil
+}
+
+// jobMemoryOverheadMB is added to NWChem's own memory when asking a scheduler for memory:
+// the MPI runtime and the shell around NWChem need some too.
+const jobMemoryOverheadMB = 512
+
+// scriptTemplate is the batch script template of the cluster's scheduler.
+func (c *cluster) scriptTemplate() string {
+	if c.cfg.Scheduler == "slurm" {
+		return templates.SlurmScript
+	}
+	return templates.LocalScript
 }
 
 func inputExt(format string) string {
