@@ -81,6 +81,8 @@ type env struct {
 	log     *bytes.Buffer
 	logMu   sync.Mutex
 	waitErr chan error
+	// procEnv, when set, is added to qmd's environment at the next start.
+	procEnv []string
 }
 
 // newEnv writes a config into a fresh world-traversable directory.
@@ -117,6 +119,9 @@ func (e *env) start() {
 	e.t.Helper()
 	e.log = &bytes.Buffer{}
 	cmd := exec.Command(e.qmd, "serve", "--config", e.cfg)
+	if len(e.procEnv) > 0 {
+		cmd.Env = append(os.Environ(), e.procEnv...)
+	}
 	cmd.Stdout = &lockedWriter{mu: &e.logMu, w: e.log}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {

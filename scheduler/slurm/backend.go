@@ -272,7 +272,11 @@ func accountedStatus(r Record) scheduler.Status {
 	case r.State == job.Completed:
 		st.State = job.Completing
 		st.Reason = "slurm: COMPLETED"
-	case r.State == job.Failed && (r.RawState == "FAILED"):
+	case r.State == job.Failed && r.RawState == "FAILED" && r.Signal != nil && *r.Signal != 0:
+		st.Reason = fmt.Sprintf("slurm: FAILED: the batch script was killed by signal %d",
+			*r.Signal)
+	case r.State == job.Failed && r.RawState == "FAILED":
+		// The program ran and exited non-zero: its output says why.
 		st.State = job.Completing
 		st.Reason = fmt.Sprintf("slurm: FAILED, exit code %s", intOr(r.ExitCode))
 	case r.State == job.Failed:
