@@ -138,6 +138,7 @@ func (e *env) start() {
 		}
 		select {
 		case err := <-e.waitErr:
+			e.proc = nil
 			e.t.Fatalf("qmd exited at start: %v\n%s", err, e.logs())
 		case <-time.After(100 * time.Millisecond):
 		}

@@ -42,13 +42,17 @@ func slurmEnv(t *testing.T, nwchem []string, extra string) *env {
 
 [clusters.slurm]
 scheduler = "slurm"
-partition = "debug"
 poll_interval = "1s"
 poll_interval_max = "4s"
 query_timeout = "3s"
 submit_timeout = "20s"
-time_limit = "30m"
 ` + extra
+	if !strings.Contains(extra, "partition") {
+		conf += "partition = \"debug\"\n"
+	}
+	if !strings.Contains(extra, "time_limit") {
+		conf += "time_limit = \"30m\"\n"
+	}
 	if nwchem != nil {
 		q := make([]string, len(nwchem))
 		for i, a := range nwchem {

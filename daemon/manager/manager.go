@@ -490,56 +490,64 @@ func (m *Manager) poll(ctx context.Context, c *cluster) (int, error) {
 		return 0, fmt.Errorf("poll %s: %w", c.name, err)
 	}
 	now := time.Now()
-	changed := 0
+	var changes []store.Change
 	for _, j := range jobs {
 		st, ok := sts[j.ID]
 		if !ok {
-			if m.missingJob(ctx, c, j, now) {
-				changed++
+			if ch, lost := m.missingJob(c, j, now); lost {
+				changes = append(changes, ch)
 			}
 			continue
 		}
 		c.mu.Lock()
 		delete(c.missing, j.ID)
 		c.mu.Unlock()
-		if m.apply(ctx, c, j, st) {
-			changed++
+		if ch, ok := m.observe(c, j, st); ok {
+			changes = append(changes, ch)
 		}
 	}
-	return changed, nil
+	// One transaction for the whole cycle: a cycle where many jobs changed costs one
+	// commit, not one per job.
+	return m.applyChanges(ctx, c, changes), nil
 }
 
 // missingJob handles a job its scheduler no longer reports: after LostAfter it is lost,
 // never completed or failed by guess.
-func (m *Manager) missingJob(ctx context.Context, c *cluster, j job.Job, now time.Time) bool {
+func (m *Manager) missingJob(c *cluster, j job.Job, now time.Time) (store.Change, bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	since, seen := c.missing[j.ID]
 	if !seen {
 		c.missing[j.ID] = now
 		since = now
 	}
-	c.mu.Unlock()
 	lostAfter := c.cfg.LostAfter.Duration
 	if m.LostAfter > 0 {
 		lostAfter = m.LostAfter
 	}
 	if now.Sub(since) < lostAfter {
-		return false
+		return store.Change{}, false
 	}
+	delete(c.missing, j.ID)
 	reason := fmt.Sprintf("neither the queue nor accounting has known the job for %s",
 		lostAfter)
-	_, err := m.st.Transition(ctx, j.ID, j.State, job.Lost, reason, store.Update{Error: &reason})
-	if err != nil {
-		m.log.Error("record lost job", "job", j.ID, "err", err)
-	}
-	c.mu.Lock()
-	delete(c.missing, j.ID)
-	c.mu.Unlock()
-	return err == nil
+	return store.Change{ID: j.ID, From: j.State, To: job.Lost, Reason: reason,
+		Update: store.Update{Error: &reason}}, true
 }
 
 // apply records one observation of a job.
 func (m *Manager) apply(ctx context.Context, c *cluster, j job.Job, st scheduler.Status) bool {
+	ch, ok := m.observe(c, j, st)
+	if !ok {
+		return false
+	}
+	return m.applyChanges(ctx, c, []store.Change{ch}) > 0
+}
+
+// observe turns one observation of a job into the change to store: a state move with its
+// reason, or a fields-only update (the scheduler id learnt, the pending reason changed).
+// ok is false when nothing changes.
+func (m *Manager) observe(c *cluster, j job.Job, st scheduler.Status) (store.Change, bool) {
 	u := store.Update{StartedAt: st.StartedAt, EndedAt: st.EndedAt, ExitCode: st.ExitCode}
 	if st.SchedulerID != "" && st.SchedulerID != j.SchedulerID {
 		u.SchedulerID = &st.SchedulerID
@@ -557,14 +565,12 @@ func (m *Manager) apply(ctx context.Context, c *cluster, j job.Job, st scheduler
 		u.SchedReason = &waitReason
 	}
 	if st.State == j.State || st.State == "" {
-		if u.SchedulerID != nil || u.SchedMeta != nil || u.SchedReason != nil {
-			fields := store.Update{SchedulerID: u.SchedulerID, SchedMeta: u.SchedMeta,
-				SchedReason: u.SchedReason}
-			if err := m.st.Update(ctx, j.ID, fields); err != nil {
-				m.log.Error("update job", "job", j.ID, "err", err)
-			}
+		if u.SchedulerID == nil && u.SchedMeta == nil && u.SchedReason == nil {
+			return store.Change{}, false
 		}
-		return false
+		return store.Change{ID: j.ID, From: j.State, To: j.State, Update: store.Update{
+			SchedulerID: u.SchedulerID, SchedMeta: u.SchedMeta, SchedReason: u.SchedReason,
+		}}, true
 	}
 	if j.StartedAt != nil {
 		u.StartedAt = nil
@@ -577,18 +583,37 @@ func (m *Manager) apply(ctx context.Context, c *cluster, j job.Job, st scheduler
 		msg := reason
 		u.Error = &msg
 	}
-	if _, err := m.st.Transition(ctx, j.ID, j.State, st.State, reason, u); err != nil {
-		if !errors.Is(err, store.ErrConflict) {
-			m.log.Error("record job state", "job", j.ID, "from", j.State, "to", st.State,
-				"err", err)
+	return store.Change{ID: j.ID, From: j.State, To: st.State, Reason: reason, Update: u}, true
+}
+
+// applyChanges stores changes in one transaction and returns how many moved a job. A
+// change that lost a race (the job moved meanwhile, e.g. a cancel) is skipped quietly;
+// the next poll sees the job as it now is.
+func (m *Manager) applyChanges(ctx context.Context, c *cluster, changes []store.Change) int {
+	errs, err := m.st.Apply(ctx, changes)
+	if err != nil {
+		m.log.Error("record job states", "cluster", c.name, "jobs", len(changes), "err", err)
+		return 0
+	}
+	moved := 0
+	for i, ch := range changes {
+		if errs[i] != nil {
+			if !errors.Is(errs[i], store.ErrConflict) {
+				m.log.Error("record job state", "job", ch.ID, "from", ch.From, "to", ch.To,
+					"err", errs[i])
+			}
+			continue
 		}
-		return false
+		if ch.From == ch.To {
+			continue
+		}
+		moved++
+		m.log.Info("job state", "job", ch.ID, "cluster", c.name, "from", ch.From, "to", ch.To)
+		if ch.To.Terminal() {
+			m.forget(c, ch.ID)
+		}
 	}
-	m.log.Info("job state", "job", j.ID, "cluster", c.name, "from", j.State, "to", st.State)
-	if st.State.Terminal() {
-		m.forget(c, j.ID)
-	}
-	return true
+	return moved
 }
 
 // forget tells the scheduler, when it keeps ended jobs in memory, that the job's end is
