@@ -77,6 +77,12 @@ type clock struct {
 	t  time.Time
 }
 
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -142,6 +148,7 @@ func (h *harness) open() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	m.Now = h.clock.Now
 	h.st, h.m = st, m
 	h.t.Cleanup(func() {
 		if h.t.Failed() {
@@ -162,6 +169,9 @@ func (h *harness) cycle(cluster string) {
 	if c == nil {
 		h.t.Fatalf("no cluster %s", cluster)
 	}
+	// A cycle comes at least one poll interval after the last: back-offs measured on
+	// the manager's clock run out as they would between real cycles.
+	h.clock.add(c.cfg.PollIntervalMax.Duration)
 	h.m.cycle(context.Background(), c, h.m.log)
 }
 

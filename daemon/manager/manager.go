@@ -40,6 +40,9 @@ type Manager struct {
 	clusters map[string]*cluster
 	draining atomic.Bool
 
+	// Now is the manager's clock for back-offs; tests replace it.
+	Now func() time.Time
+
 	// LostAfter, when set, overrides each cluster's lost_after: how long an active job
 	// may be missing from its scheduler's answers before it is declared lost.
 	LostAfter time.Duration
@@ -54,9 +57,32 @@ type cluster struct {
 	mu      sync.Mutex
 	missing map[string]time.Time
 
+	// retry holds the back-off of jobs whose submission got no answer.
+	retry map[string]retryState
+
 	// Poller state, owned by the cluster's loop goroutine.
 	unhealthy bool        // the last poll could not ask the scheduler
 	polls     []time.Time // poll calls within the last minute, for the budget
+}
+
+type retryState struct {
+	attempts int
+	next     time.Time
+}
+
+// backoff records one more unanswered submission of a job and returns how long to wait
+// before looking it up and trying again: poll_interval doubled per attempt, at most
+// poll_interval_max.
+func (m *Manager) backoff(c *cluster, id string) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.retry[id]
+	r.attempts++
+	wait := c.cfg.PollInterval.Duration << min(r.attempts-1, 16)
+	wait = min(wait, c.cfg.PollIntervalMax.Duration)
+	r.next = m.Now().Add(wait)
+	c.retry[id] = r
+	return wait
 }
 
 // Healthy reports whether the cluster's scheduler answered its last poll.
@@ -93,11 +119,12 @@ func New(o Options) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: o.Config, st: o.Store, tmpl: o.Templates, run: o.Runner, log: o.Logger,
-		software: o.Software, clusters: map[string]*cluster{},
+		software: o.Software, clusters: map[string]*cluster{}, Now: time.Now,
 	}
 	for _, name := range o.Config.ClusterNames() {
 		cc := o.Config.Clusters[name]
-		c := &cluster{name: name, cfg: cc, kick: make(chan struct{}, 1), missing: map[string]time.Time{}}
+		c := &cluster{name: name, cfg: cc, kick: make(chan struct{}, 1), missing: map[string]time.Time{},
+			retry: map[string]retryState{}}
 		if s, ok := o.Schedulers[name]; ok {
 			c.sched = s
 		} else {
@@ -367,7 +394,11 @@ func (m *Manager) dispatch(ctx context.Context, c *cluster) error {
 			m.log.Warn("claim queued job", "job", j.ID, "err", err)
 			continue
 		}
-		m.submit(ctx, c, claimed)
+		if !m.submit(ctx, c, claimed) {
+			// The scheduler did not answer: submitting more now would only leave more
+			// jobs to reconcile. The rest wait in the queue for a later cycle.
+			return nil
+		}
 	}
 	return nil
 }
@@ -387,6 +418,19 @@ func (m *Manager) settle(ctx context.Context, c *cluster) error {
 		return nil
 	}
 	slices.Reverse(jobs)
+	now := m.Now()
+	c.mu.Lock()
+	due := jobs[:0]
+	for _, j := range jobs {
+		if r, ok := c.retry[j.ID]; !ok || !now.Before(r.next) {
+			due = append(due, j)
+		}
+	}
+	c.mu.Unlock()
+	jobs = due
+	if len(jobs) == 0 {
+		return nil
+	}
 	handles := make([]scheduler.Handle, len(jobs))
 	for i, j := range jobs {
 		handles[i] = m.handle(j)
@@ -403,24 +447,33 @@ func (m *Manager) settle(ctx context.Context, c *cluster) error {
 		}
 		if st, ok := sts[j.ID]; ok {
 			m.apply(ctx, c, j, st)
+			c.mu.Lock()
+			delete(c.retry, j.ID)
+			c.mu.Unlock()
 			continue
 		}
-		m.submit(ctx, c, j)
+		if !m.submit(ctx, c, j) {
+			return nil
+		}
 	}
 	return nil
 }
 
 // submit hands one job in submitting to the scheduler. A refusal fails the job; any other
 // error leaves it in submitting for settle, because the scheduler may have taken it.
-func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) {
+func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) bool {
 	sub, err := c.sched.Submit(ctx, scheduler.SubmitRequest{
 		JobID: j.ID, Dir: m.jobDir(j.ID), Script: ScriptFile, Tag: "qmd-" + j.ID,
 	})
 	if err != nil && !errors.Is(err, scheduler.ErrRejected) {
-		m.log.Warn("submit; will ask the scheduler and retry", "job", j.ID,
-			"cluster", c.name, "err", err)
-		return
+		wait := m.backoff(c, j.ID)
+		m.log.Warn("submit; will look the job up by its tag and retry", "job", j.ID,
+			"cluster", c.name, "retry_in", wait.String(), "err", err)
+		return false
 	}
+	c.mu.Lock()
+	delete(c.retry, j.ID)
+	c.mu.Unlock()
 	if err != nil {
 		msg := "submission refused: " + err.Error()
 		m.log.Info("submission refused", "job", j.ID, "cluster", c.name, "err", err)
@@ -428,7 +481,7 @@ func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) {
 			store.Update{Error: &msg}); terr != nil {
 			m.log.Error("record failed submission", "job", j.ID, "err", terr)
 		}
-		return
+		return true
 	}
 	// The scheduler has the job now, so its answer is recorded even if ctx ends (the
 	// daemon stopping): a job left in submitting would wait for the next start to settle.
@@ -447,17 +500,17 @@ func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) {
 	}
 	_, err = m.st.Transition(ctx, j.ID, job.Submitting, to, "accepted by "+c.sched.Name(), u)
 	if err == nil {
-		return
+		return true
 	}
 	m.log.Error("record submission", "job", j.ID, "err", err)
 	if !errors.Is(err, store.ErrConflict) {
-		return // still in submitting: settle finds the job in the scheduler
+		return true // still in submitting: settle finds the job in the scheduler
 	}
 	// The job moved while the scheduler took it: a cancel raced the submission. The
 	// scheduler now runs a job qmd has ended, so it is cancelled there too.
 	cur, gerr := m.st.Get(ctx, j.ID)
 	if gerr != nil || !cur.State.Terminal() {
-		return
+		return true
 	}
 	h := m.handle(cur)
 	h.SchedulerID, h.Meta, h.State = sub.SchedulerID, sub.Meta, to
@@ -465,9 +518,10 @@ func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) {
 	defer cancel()
 	if cerr := c.sched.Cancel(cctx, h); cerr != nil {
 		m.log.Error("cancel a job submitted after it ended", "job", j.ID, "err", cerr)
-		return
+		return true
 	}
 	m.log.Info("cancelled a job submitted after it ended", "job", j.ID, "state", cur.State)
+	return true
 }
 
 // poll asks the scheduler about every active job of the cluster in one call.
