@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"qmd/daemon/job"
+	"qmd/scheduler/runner"
 )
 
 // Handle names one job to a scheduler: qmd's id, the job directory the batch script lives
@@ -18,6 +19,9 @@ type Handle struct {
 	SchedulerID string
 	Meta        string // scheduler-private data (JSON), stored with the job
 	State       job.State
+	// Owner, when set, is the user the scheduler's commands for this job run as
+	// (run_as = "owner"); nil runs them as qmd's own user.
+	Owner *runner.Credential
 }
 
 // SubmitRequest hands a rendered job directory to a scheduler.
@@ -26,6 +30,7 @@ type SubmitRequest struct {
 	Dir    string // job directory holding the batch script
 	Script string // batch script file name inside Dir
 	Tag    string // names the qmd job in the scheduler (job name or comment), for reconciling
+	Owner  *runner.Credential
 }
 
 // Submission is what the scheduler answered to a submission.

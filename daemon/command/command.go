@@ -145,6 +145,20 @@ func check(ctx context.Context, args []string, stdout io.Writer) error {
 		} else {
 			okf("clusters.%s: NWChem at %s", name, p)
 		}
+		if cl.Scheduler == "slurm" {
+			for _, argv := range [][]string{{"sbatch", "--version"}, {"scontrol", "ping"}} {
+				cctx, cancel := context.WithTimeout(ctx, cl.QueryTimeout.Duration)
+				out, err := exec.CommandContext(cctx, argv[0], argv[1:]...).CombinedOutput()
+				cancel()
+				if err != nil {
+					bad("clusters.%s: %s failed: %v: %s", name, strings.Join(argv, " "), err,
+						firstLine(string(out)))
+				} else {
+					okf("clusters.%s: %s: %s", name, strings.Join(argv, " "),
+						firstLine(string(out)))
+				}
+			}
+		}
 		if cl.MPIRanks > 1 {
 			if out, err := exec.CommandContext(ctx, cl.MPIRun[0], "--version").CombinedOutput(); err != nil {
 				bad("clusters.%s.mpirun: %s --version failed: %v", name, cl.MPIRun[0], err)

@@ -115,6 +115,15 @@ type Cluster struct {
 	QOS       string `toml:"qos"`
 	// TimeLimit is each job's wall-time limit.
 	TimeLimit Duration `toml:"time_limit"`
+
+	// RunAs is "service" (every command runs as qmd's own user) or "owner" (qmd runs as
+	// root and runs sbatch, squeue, sacct and scancel as the job's owner, so jobs are
+	// charged to the person who submitted them).
+	RunAs string `toml:"run_as"`
+	// OwnerRoot is, with run_as = "owner", where each user's job directories live:
+	// OwnerRoot/USER/ID, owned by the user. It must be on a filesystem the compute nodes
+	// see.
+	OwnerRoot string `toml:"owner_root"`
 }
 
 // Known values.
@@ -166,6 +175,7 @@ func DefaultCluster(scheduler string) *Cluster {
 		SubmitTimeout:   Duration{60 * time.Second},
 		QueryTimeout:    Duration{30 * time.Second},
 		TimeLimit:       Duration{24 * time.Hour},
+		RunAs:           "service",
 	}
 	if scheduler == "slurm" {
 		c.PollInterval = Duration{10 * time.Second}
@@ -366,6 +376,19 @@ func (c *Config) Validate() error {
 		}
 		if cl.TimeLimit.Duration < time.Minute {
 			bad(key+".time_limit", "must be at least 1m, got %s", cl.TimeLimit)
+		}
+		switch cl.RunAs {
+		case "service":
+		case "owner":
+			if cl.Scheduler == "local" {
+				bad(key+".run_as", "\"owner\" needs a batch scheduler; the local scheduler "+
+					"runs jobs as qmd's own user")
+			}
+			if cl.OwnerRoot == "" || !filepath.IsAbs(cl.OwnerRoot) {
+				bad(key+".owner_root", "required with run_as = \"owner\": an absolute path")
+			}
+		default:
+			bad(key+".run_as", "must be \"service\" or \"owner\", got %q", cl.RunAs)
 		}
 	}
 	return errors.Join(errs...)

@@ -116,7 +116,7 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 		"log_format", "log_level", "shutdown_timeout", "scheduler", "transport", "slots",
 		"nwchem", "mpi_ranks", "mpirun", "memory_mb", "max_opt_steps", "cancel_grace",
 		"poll_interval", "command_timeout", "poll_interval_max", "poll_budget", "lost_after",
-		"submit_timeout", "query_timeout", "time_limit", "partition", "account", "qos"} {
+		"submit_timeout", "query_timeout", "time_limit", "partition", "account", "qos", "run_as", "owner_root"} {
 		if !strings.Contains(string(raw), key+" =") {
 			t.Errorf("etc/qmd.toml does not show %s", key)
 		}

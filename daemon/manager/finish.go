@@ -22,7 +22,7 @@ import (
 // scratch directory; any failure keeps the scratch for inspection and records a one-line
 // summary plus the relevant excerpt of NWChem's output.
 func (m *Manager) finish(ctx context.Context, c *cluster, j job.Job) {
-	dir := m.jobDir(j.ID)
+	dir := m.jobDir(j)
 	res, version, fail := m.evaluate(dir, j)
 	if version != "" {
 		sw := "NWChem " + version

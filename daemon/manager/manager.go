@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -39,6 +40,9 @@ type Manager struct {
 	software string
 	clusters map[string]*cluster
 	draining atomic.Bool
+
+	ownersMu sync.Mutex
+	owners   map[int]ownerInfo
 
 	// Now is the manager's clock for back-offs; tests replace it.
 	Now func() time.Time
@@ -220,11 +224,79 @@ func (m *Manager) Recover(ctx context.Context) error {
 
 func (m *Manager) handle(j job.Job) scheduler.Handle {
 	return scheduler.Handle{
-		JobID: j.ID, Dir: m.jobDir(j.ID), SchedulerID: j.SchedulerID, Meta: j.SchedMeta, State: j.State,
+		JobID: j.ID, Dir: m.jobDir(j), SchedulerID: j.SchedulerID, Meta: j.SchedMeta,
+		State: j.State, Owner: m.ownerCred(j),
 	}
 }
 
-func (m *Manager) jobDir(id string) string { return filepath.Join(m.cfg.JobsDir(), id) }
+// jobDir is where a job's files live: state_dir/jobs/ID, or, on a cluster that runs jobs
+// as their owners, owner_root/USER/ID.
+func (m *Manager) jobDir(j job.Job) string {
+	if c, ok := m.clusters[j.Cluster]; ok && c.cfg.RunAs == "owner" {
+		if u, err := m.owner(j.OwnerUID); err == nil {
+			return filepath.Join(c.cfg.OwnerRoot, u.Name, j.ID)
+		}
+		// An owner that no longer resolves gets a path that cannot exist, so nothing
+		// is read from or written to another user's directory by mistake.
+		return filepath.Join(c.cfg.OwnerRoot, ".unknown-uid-"+strconv.Itoa(j.OwnerUID), j.ID)
+	}
+	return filepath.Join(m.cfg.JobsDir(), j.ID)
+}
+
+// ownerCred is the credential a job's scheduler commands run with: its owner's on a
+// run_as = "owner" cluster, nil (qmd's own) otherwise.
+func (m *Manager) ownerCred(j job.Job) *runner.Credential {
+	c, ok := m.clusters[j.Cluster]
+	if !ok || c.cfg.RunAs != "owner" {
+		return nil
+	}
+	u, err := m.owner(j.OwnerUID)
+	if err != nil {
+		m.log.Error("look up job owner", "job", j.ID, "uid", j.OwnerUID, "err", err)
+		// A credential that cannot act: the command fails instead of running as root.
+		return &runner.Credential{UID: 65534, GID: 65534, Name: "nobody", Home: "/"}
+	}
+	cred := u.cred
+	return &cred
+}
+
+type ownerInfo struct {
+	Name string
+	cred runner.Credential
+}
+
+// owner looks a uid up once and caches it; the user database does not change under a
+// running job.
+func (m *Manager) owner(uid int) (ownerInfo, error) {
+	m.ownersMu.Lock()
+	defer m.ownersMu.Unlock()
+	if o, ok := m.owners[uid]; ok {
+		return o, nil
+	}
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return ownerInfo{}, fmt.Errorf("look up uid %d: %w", uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return ownerInfo{}, fmt.Errorf("uid %d: primary group %q: %w", uid, u.Gid, err)
+	}
+	var groups []uint32
+	if ids, err := u.GroupIds(); err == nil {
+		for _, g := range ids {
+			if v, err := strconv.ParseUint(g, 10, 32); err == nil {
+				groups = append(groups, uint32(v))
+			}
+		}
+	}
+	o := ownerInfo{Name: u.Username, cred: runner.Credential{UID: uint32(uid),
+		GID: uint32(gid), Groups: groups, Home: u.HomeDir, Name: u.Username}}
+	if m.owners == nil {
+		m.owners = map[int]ownerInfo{}
+	}
+	m.owners[uid] = o
+	return o, nil
+}
 
 // Run drives every cluster until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
@@ -463,7 +535,8 @@ func (m *Manager) settle(ctx context.Context, c *cluster) error {
 // error leaves it in submitting for settle, because the scheduler may have taken it.
 func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) bool {
 	sub, err := c.sched.Submit(ctx, scheduler.SubmitRequest{
-		JobID: j.ID, Dir: m.jobDir(j.ID), Script: ScriptFile, Tag: "qmd-" + j.ID,
+		JobID: j.ID, Dir: m.jobDir(j), Script: ScriptFile, Tag: "qmd-" + j.ID,
+		Owner: m.ownerCred(j),
 	})
 	if err != nil && !errors.Is(err, scheduler.ErrRejected) {
 		wait := m.backoff(c, j.ID)

@@ -58,7 +58,7 @@ const logTail = 256 << 10
 
 // Logs returns the tails of a job's log files.
 func (m *Manager) Logs(ctx context.Context, j job.Job) (api.Logs, error) {
-	dir := m.jobDir(j.ID)
+	dir := m.jobDir(j)
 	out := api.Logs{ID: j.ID, Files: []api.LogFile{}}
 	for _, name := range []string{OutputFile, StderrFile, "logs/wrapper.log"} {
 		content, truncated, err := tail(filepath.Join(dir, name), logTail)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"qmd/daemon/job"
 	"qmd/daemon/level"
 	"qmd/daemon/store"
+	"qmd/scheduler/runner"
 	"qmd/templates"
 )
 
@@ -122,9 +124,17 @@ func (m *Manager) undo(ctx context.Context, ids []string) {
 // create writes a job directory under a temporary name, stores the row, then renames the
 // directory into place; a failure at any step leaves neither behind.
 func (m *Manager) create(ctx context.Context, p prepared) error {
-	jobsDir := m.cfg.JobsDir()
-	tmp := filepath.Join(jobsDir, ".new-"+p.job.ID)
-	final := filepath.Join(jobsDir, p.job.ID)
+	final := m.jobDir(p.job)
+	parent := filepath.Dir(final)
+	tmp := filepath.Join(parent, ".new-"+p.job.ID)
+	owner := m.ownerCred(p.job)
+	if owner != nil {
+		// The owner's own directory under owner_root, which the owner's batch jobs
+		// write into; qmd (root) reads the results from it.
+		if err := ownedDir(parent, owner); err != nil {
+			return fmt.Errorf("create job dir: %w", err)
+		}
+	}
 	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return fmt.Errorf("create job dir: %w", err)
 	}
@@ -144,6 +154,12 @@ func (m *Manager) create(ctx context.Context, p prepared) error {
 			return fmt.Errorf("write %s: %w", f.Path, err)
 		}
 	}
+	if owner != nil {
+		if err := chownTree(tmp, owner); err != nil {
+			os.RemoveAll(tmp)
+			return fmt.Errorf("give the job dir to its owner: %w", err)
+		}
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("place job dir: %w", err)
@@ -154,6 +170,25 @@ func (m *Manager) create(ctx context.Context, p prepared) error {
 		return fmt.Errorf("store job: %w", err)
 	}
 	return nil
+}
+
+// ownedDir makes dir (and missing parents) and gives dir itself to the owner.
+func ownedDir(dir string, owner *runner.Credential) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	return os.Lchown(dir, int(owner.UID), int(owner.GID))
+}
+
+// chownTree gives every file under root to the owner. Lchown never follows a link, so
+// nothing outside the tree changes hands.
+func chownTree(root string, owner *runner.Credential) error {
+	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, int(owner.UID), int(owner.GID))
+	})
 }
 
 // prepare turns a request into rendered jobs, or an *InputError.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -21,9 +22,20 @@ type Command struct {
 	Stdin   []byte
 	Dir     string
 	Timeout time.Duration // 0: only the caller's ctx bounds it
+	// User, when set, runs the command with that user's credentials (uid, gid and
+	// supplementary groups) instead of qmd's; qmd must be root. No shell is involved.
+	User *Credential
 	// Env is added after the pinned environment, for the variables a caller relies on
 	// (SLURM_TIME_FORMAT=standard, say); it wins over anything inherited.
 	Env []string
+}
+
+// Credential is a user a command runs as.
+type Credential struct {
+	UID, GID uint32
+	Groups   []uint32
+	Home     string // HOME for the command
+	Name     string // USER and LOGNAME for the command
 }
 
 // Result is what a finished command printed and how it exited.
@@ -112,6 +124,12 @@ func (l Local) Run(ctx context.Context, c Command) (Result, error) {
 	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
 	cmd.Dir = c.Dir
 	cmd.Env = append(Environ(os.Environ()), c.Env...)
+	if u := c.User; u != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+			Uid: u.UID, Gid: u.GID, Groups: u.Groups,
+		}}
+		cmd.Env = append(cmd.Env, "HOME="+u.Home, "USER="+u.Name, "LOGNAME="+u.Name)
+	}
 	cmd.WaitDelay = l.WaitDelay
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = 2 * time.Second
