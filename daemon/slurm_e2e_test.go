@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -321,4 +322,87 @@ func TestSlurmCrashBetweenSbatchAndStore(t *testing.T) {
 		t.Errorf("history does not show the adoption: %+v", j.History)
 	}
 	e.stop()
+}
+
+// TestSlurmRunAsOwner: qmd runs as root with run_as = "owner"; two real users submit
+// through the same socket, Slurm shows each job under its owner, each job directory
+// belongs to its owner, and the results come back.
+func TestSlurmRunAsOwner(t *testing.T) {
+	needSlurm(t)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("owner mode needs root, and CI is set")
+		}
+		t.Skip("owner mode needs root")
+	}
+	creds := testUsers(t)
+	base, err := os.MkdirTemp("", "qmd-owner-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(base, 0o755)
+	t.Cleanup(func() { os.RemoveAll(base) })
+	e := slurmEnv(t, nil, fmt.Sprintf("run_as = \"owner\"\nowner_root = %q\n", base))
+	e.start()
+
+	ids := map[string]uint32{}
+	for _, c := range creds {
+		out, errs, code := e.ctlAs(c, waterXYZ, "submit", "-", "--solvent", "gas")
+		if code != 0 {
+			t.Fatalf("submit as uid %d: exit %d: %s\n%s", c.Uid, code, errs, e.logs())
+		}
+		ids[strings.TrimSpace(out)] = c.Uid
+	}
+	for id, uid := range ids {
+		j := e.waitState(id, 5*time.Minute, "completed", "failed", "lost", "cancelled", "timeout")
+		if j.State != "completed" {
+			t.Fatalf("job %s of uid %d ended %s: %v\n%s", id, uid, j.State, j.Error, e.logs())
+		}
+		out, err := exec.Command("sacct", "--noheader", "--parsable2", "--allocations",
+			"--starttime=now-1day", "--name=qmd-"+id, "--format=JobID,User,State").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := userName(t, uid)
+		if f := strings.Split(strings.TrimSpace(string(out)), "|"); len(f) < 3 || f[1] != name {
+			t.Errorf("Slurm shows job qmd-%s as %q, want user %s", id, out, name)
+		}
+		dir := filepath.Join(base, name, id)
+		st, err := os.Stat(filepath.Join(dir, "output", "nwchem.out"))
+		if err != nil {
+			t.Fatalf("job output: %v", err)
+		}
+		if owner := st.Sys().(*syscall.Stat_t).Uid; owner != uid {
+			t.Errorf("%s belongs to uid %d, want %d", dir, owner, uid)
+		}
+	}
+	e.stop()
+}
+
+// testUsers returns the credentials of the two unprivileged test users make testenv
+// creates.
+func testUsers(t *testing.T) []*syscall.Credential {
+	t.Helper()
+	var out []*syscall.Credential
+	for _, name := range []string{"qmdtest1", "qmdtest2"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("user %s missing (%v): run make testenv as root", name, err)
+			}
+			t.Skipf("needs user %s (make testenv)", name)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		out = append(out, &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)})
+	}
+	return out
+}
+
+func userName(t *testing.T, uid uint32) string {
+	u, err := user.LookupId(strconv.Itoa(int(uid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
 }

@@ -80,8 +80,10 @@ type meta struct {
 	SubmittedAt time.Time `json:"submitted_at"`
 }
 
-func (b *Backend) run(ctx context.Context, argv []string, dir string, timeout time.Duration) (runner.Result, error) {
-	res, err := b.opt.Runner.Run(ctx, runner.Command{Argv: argv, Dir: dir, Timeout: timeout, Env: Env()})
+func (b *Backend) run(ctx context.Context, argv []string, dir string, timeout time.Duration,
+	user *runner.Credential) (runner.Result, error) {
+	res, err := b.opt.Runner.Run(ctx, runner.Command{Argv: argv, Dir: dir, Timeout: timeout,
+		Env: Env(), User: user})
 	var ce *runner.CommandError
 	if err != nil && !errors.As(err, &ce) {
 		// The command could not run or did not finish: nothing is known.
@@ -90,17 +92,19 @@ func (b *Backend) run(ctx context.Context, argv []string, dir string, timeout ti
 	return res, nil
 }
 
-// Opts are sbatch options from the cluster config and the job; each value was validated
-// before it reaches here.
+// sbatchArgv builds the submission. The job name is always Tag(req.JobID), not req.Tag:
+// Recover finds a job whose sbatch answer was lost by that name alone (a Handle carries
+// no tag), so any other name, an empty one included, would get the job submitted twice.
 func (b *Backend) sbatchArgv(req scheduler.SubmitRequest) []string {
-	return SbatchArgs(req.Tag, []string{"--chdir=" + req.Dir}, filepath.Join(req.Dir, req.Script))
+	return SbatchArgs(Tag(req.JobID), []string{"--chdir=" + req.Dir},
+		filepath.Join(req.Dir, req.Script))
 }
 
 // Submit implements scheduler.Scheduler. A refusal wraps scheduler.ErrRejected; any other
 // failure wraps ErrTransient, and the job may exist: reconcile by its tag before retrying.
 func (b *Backend) Submit(ctx context.Context, req scheduler.SubmitRequest) (scheduler.Submission, error) {
 	now := time.Now()
-	res, err := b.run(ctx, b.sbatchArgv(req), req.Dir, b.opt.SubmitTimeout)
+	res, err := b.run(ctx, b.sbatchArgv(req), req.Dir, b.opt.SubmitTimeout, req.Owner)
 	if err != nil {
 		return scheduler.Submission{}, fmt.Errorf("submit %s: %w", req.JobID, err)
 	}
@@ -119,6 +123,39 @@ func (b *Backend) Submit(ctx context.Context, req scheduler.SubmitRequest) (sche
 // ones that left the queue, each chunked to MaxIDsPerCall ids. A job leaves the active set
 // only on a terminal state from accounting.
 func (b *Backend) Poll(ctx context.Context, handles []scheduler.Handle) (map[string]scheduler.Status, error) {
+	// Jobs run as their owners are asked about as their owners: one group per user, each
+	// polled in chunks, so calls stay O(1) in the number of jobs per user.
+	groups := map[int64][]scheduler.Handle{}
+	var order []int64
+	for _, h := range handles {
+		k := int64(-1)
+		if h.Owner != nil {
+			k = int64(h.Owner.UID)
+		}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], h)
+	}
+	out := map[string]scheduler.Status{}
+	for _, k := range order {
+		sts, err := b.pollGroup(ctx, groups[k])
+		if err != nil {
+			return nil, err
+		}
+		for id, st := range sts {
+			out[id] = st
+		}
+	}
+	return out, nil
+}
+
+// pollGroup polls jobs that share one owner (or none).
+func (b *Backend) pollGroup(ctx context.Context, handles []scheduler.Handle) (map[string]scheduler.Status, error) {
+	var user *runner.Credential
+	if len(handles) > 0 {
+		user = handles[0].Owner
+	}
 	byID := map[string]scheduler.Handle{}
 	var ids []string
 	for _, h := range handles {
@@ -135,7 +172,11 @@ func (b *Backend) Poll(ctx context.Context, handles []scheduler.Handle) (map[str
 
 	queued := map[string]Record{}
 	for _, chunk := range Chunk(ids, MaxIDsPerCall) {
-		res, err := b.run(ctx, SqueueArgs(chunk), "", b.opt.QueryTimeout)
+		// --array lists each array task on its own line: without it squeue folds pending
+		// tasks into one "N_[0-2]" line, no asked id matches, and sacct has no line for
+		// a task that never started, so a pending task would look forgotten.
+		argv := append(SqueueArgs(chunk), "--array")
+		res, err := b.run(ctx, argv, "", b.opt.QueryTimeout, user)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +217,7 @@ func (b *Backend) Poll(ctx context.Context, handles []scheduler.Handle) (map[str
 	since = since.Add(-time.Minute).In(b.opt.Location)
 
 	for _, chunk := range Chunk(gone, MaxIDsPerCall) {
-		res, err := b.run(ctx, SacctArgs(chunk, since), "", b.opt.QueryTimeout)
+		res, err := b.run(ctx, SacctArgs(chunk, since), "", b.opt.QueryTimeout, user)
 		if err != nil {
 			return nil, err
 		}
@@ -307,7 +348,8 @@ func (b *Backend) Cancel(ctx context.Context, h scheduler.Handle) error {
 	if h.SchedulerID == "" {
 		return fmt.Errorf("cancel %s: %w", h.JobID, scheduler.ErrNotFound)
 	}
-	res, err := b.run(ctx, ScancelArgs([]string{h.SchedulerID}), "", b.opt.QueryTimeout)
+	res, err := b.run(ctx, ScancelArgs([]string{h.SchedulerID}), "", b.opt.QueryTimeout,
+		h.Owner)
 	if err != nil {
 		return fmt.Errorf("cancel %s: %w", h.JobID, err)
 	}
@@ -358,7 +400,7 @@ func Tag(jobID string) string { return "qmd-" + jobID }
 
 func (b *Backend) lookupTag(ctx context.Context, h scheduler.Handle) (scheduler.Status, bool, error) {
 	tag := Tag(h.JobID)
-	res, err := b.run(ctx, SqueueByNameArgs(tag), "", b.opt.QueryTimeout)
+	res, err := b.run(ctx, SqueueByNameArgs(tag), "", b.opt.QueryTimeout, h.Owner)
 	if err != nil {
 		return scheduler.Status{}, false, err
 	}
@@ -376,7 +418,7 @@ func (b *Backend) lookupTag(ctx context.Context, h scheduler.Handle) (scheduler.
 	}
 
 	since := time.Now().Add(-30 * 24 * time.Hour).In(b.opt.Location)
-	res, err = b.run(ctx, SacctByNameArgs(tag, since), "", b.opt.QueryTimeout)
+	res, err = b.run(ctx, SacctByNameArgs(tag, since), "", b.opt.QueryTimeout, h.Owner)
 	if err != nil {
 		return scheduler.Status{}, false, err
 	}
