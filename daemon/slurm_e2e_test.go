@@ -81,6 +81,26 @@ func sacctJobs(t *testing.T, name string) []string {
 	return ids
 }
 
+// waitSacct polls accounting for the jobs named name until ok accepts them: slurmdbd may
+// record a job a few seconds after the controller has answered for it.
+func waitSacct(t *testing.T, name string, ok func([]string) bool) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := sacctJobs(t, name)
+		if ok(got) || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func oneJobIn(state string) func([]string) bool {
+	return func(got []string) bool {
+		return len(got) == 1 && (state == "" || strings.Contains(got[0], state))
+	}
+}
+
 func schedulerID(t *testing.T, e *env, id string) string {
 	t.Helper()
 	out, _, code := e.ctl("show", id, "--json")
@@ -108,7 +128,7 @@ func TestSlurmWaterEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"element": "O"`) && !strings.Contains(out, `"element":"O"`) {
 		t.Fatalf("result (exit %d):\n%s", code, out)
 	}
-	if got := sacctJobs(t, "qmd-"+id); len(got) != 1 || !strings.Contains(got[0], "COMPLETED") {
+	if got := waitSacct(t, "qmd-"+id, oneJobIn("COMPLETED")); !oneJobIn("COMPLETED")(got) {
 		t.Errorf("Slurm jobs named qmd-%s: %v, want one COMPLETED", id, got)
 	}
 	e.stop()
@@ -306,7 +326,7 @@ func TestSlurmCrashBetweenSbatchAndStore(t *testing.T) {
 	e.procEnv = nil
 	e.start()
 	j := e.waitState(id, 2*time.Minute, "completed", "failed", "lost", "cancelled", "timeout")
-	got := sacctJobs(t, "qmd-"+id)
+	got := waitSacct(t, "qmd-"+id, oneJobIn(""))
 	if len(got) != 1 {
 		t.Fatalf("Slurm jobs named qmd-%s: %v, want exactly one", id, got)
 	}
@@ -358,10 +378,17 @@ func TestSlurmRunAsOwner(t *testing.T) {
 		if j.State != "completed" {
 			t.Fatalf("job %s of uid %d ended %s: %v\n%s", id, uid, j.State, j.Error, e.logs())
 		}
-		out, err := exec.Command("sacct", "--noheader", "--parsable2", "--allocations",
-			"--starttime=now-1day", "--name=qmd-"+id, "--format=JobID,User,State").Output()
-		if err != nil {
-			t.Fatal(err)
+		var out []byte
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
+			var err error
+			out, err = exec.Command("sacct", "--noheader", "--parsable2", "--allocations",
+				"--starttime=now-1day", "--name=qmd-"+id, "--format=JobID,User,State").Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(strings.TrimSpace(string(out))) > 0 || time.Now().After(deadline) {
+				break
+			}
 		}
 		name := userName(t, uid)
 		if f := strings.Split(strings.TrimSpace(string(out)), "|"); len(f) < 3 || f[1] != name {

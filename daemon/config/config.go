@@ -120,6 +120,22 @@ type Cluster struct {
 	// root and runs sbatch, squeue, sacct and scancel as the job's owner, so jobs are
 	// charged to the person who submitted them).
 	RunAs string `toml:"run_as"`
+	// SSH transport (transport = "ssh"): the cluster's login node, reached over one
+	// verified, reused connection.
+	Host              string   `toml:"host"`
+	Port              int      `toml:"port"`
+	User              string   `toml:"user"`
+	IdentityFile      string   `toml:"identity_file"`
+	UseAgent          bool     `toml:"use_agent"`
+	KnownHosts        string   `toml:"known_hosts"`
+	MaxSessions       int      `toml:"max_sessions"`
+	ConnectTimeout    Duration `toml:"connect_timeout"`
+	KeepaliveInterval Duration `toml:"keepalive_interval"`
+	// RemoteRoot is where job directories are staged on the cluster (RemoteRoot/ID);
+	// SharedFS says the cluster sees state_dir itself, so nothing is copied.
+	RemoteRoot string `toml:"remote_root"`
+	SharedFS   bool   `toml:"shared_fs"`
+
 	// OwnerRoot is, with run_as = "owner", where each user's job directories live:
 	// OwnerRoot/USER/ID, owned by the user. It must be on a filesystem the compute nodes
 	// see.
@@ -176,6 +192,11 @@ func DefaultCluster(scheduler string) *Cluster {
 		QueryTimeout:    Duration{30 * time.Second},
 		TimeLimit:       Duration{24 * time.Hour},
 		RunAs:           "service",
+
+		Port:              22,
+		MaxSessions:       8,
+		ConnectTimeout:    Duration{15 * time.Second},
+		KeepaliveInterval: Duration{15 * time.Second},
 	}
 	if scheduler == "slurm" {
 		c.PollInterval = Duration{10 * time.Second}
@@ -267,6 +288,10 @@ func (c *Config) resolvePaths() {
 	c.StateDir = abs(c.StateDir)
 	c.Socket = abs(c.Socket)
 	c.TemplatesDir = abs(c.TemplatesDir)
+	for _, cl := range c.Clusters {
+		cl.IdentityFile = abs(cl.IdentityFile)
+		cl.KnownHosts = abs(cl.KnownHosts)
+	}
 }
 
 // Validate checks every value and returns all problems joined, each prefixed by its key.
@@ -376,6 +401,44 @@ func (c *Config) Validate() error {
 		}
 		if cl.TimeLimit.Duration < time.Minute {
 			bad(key+".time_limit", "must be at least 1m, got %s", cl.TimeLimit)
+		}
+		if cl.Transport == "ssh" {
+			if cl.Scheduler == "local" {
+				bad(key+".transport", "\"ssh\" needs a batch scheduler (slurm); the local "+
+					"scheduler runs jobs on this machine")
+			}
+			if cl.Host == "" {
+				bad(key+".host", "required with transport = \"ssh\"")
+			}
+			if cl.Port < 1 || cl.Port > 65535 {
+				bad(key+".port", "must be 1-65535, got %d", cl.Port)
+			}
+			if cl.User == "" {
+				bad(key+".user", "required with transport = \"ssh\"")
+			}
+			if cl.IdentityFile == "" && !cl.UseAgent {
+				bad(key+".identity_file", "required unless use_agent = true")
+			}
+			if cl.KnownHosts == "" {
+				bad(key+".known_hosts", "required: host keys are checked strictly")
+			}
+			if cl.MaxSessions < 1 {
+				bad(key+".max_sessions", "must be at least 1, got %d", cl.MaxSessions)
+			}
+			if cl.ConnectTimeout.Duration <= 0 {
+				bad(key+".connect_timeout", "must be positive")
+			}
+			if cl.KeepaliveInterval.Duration <= 0 {
+				bad(key+".keepalive_interval", "must be positive")
+			}
+			if !cl.SharedFS && (cl.RemoteRoot == "" || !strings.HasPrefix(cl.RemoteRoot, "/")) {
+				bad(key+".remote_root", "required unless shared_fs = true: an absolute "+
+					"path on the cluster")
+			}
+			if cl.RunAs == "owner" {
+				bad(key+".run_as", "\"owner\" is for a scheduler on this machine; over "+
+					"ssh jobs run as the ssh user")
+			}
 		}
 		switch cl.RunAs {
 		case "service":
