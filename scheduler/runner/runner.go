@@ -79,8 +79,14 @@ func (e *CommandError) Error() string {
 
 // envUnset lists variables a user's shell may set that change what scheduler tools print.
 var envUnset = []string{
-	"SQUEUE_FORMAT", "SQUEUE_FORMAT2", "SQUEUE_SORT", "SACCT_FORMAT", "SLURM_TIME_FORMAT",
-	"SLURM_CLUSTERS", "SINFO_FORMAT", "SQUEUE_ALL", "SACCT_FEDERATION", "PBS_DEFAULT_FORMAT",
+	"SLURM_TIME_FORMAT", "SLURM_CLUSTERS", "SLURM_BITSTR_LEN", "PBS_DEFAULT_FORMAT",
+}
+
+// envUnsetPrefixes are the input variables of the Slurm commands: each SQUEUE_*, SACCT_*,
+// SBATCH_* ... variable acts as a command-line option, and some (SQUEUE_USERS,
+// SQUEUE_PARTITION, even set empty) hide jobs from `squeue --jobs`. SLURM_CONF stays.
+var envUnsetPrefixes = []string{
+	"SQUEUE_", "SACCT_", "SBATCH_", "SCANCEL_", "SINFO_", "SCONTROL_", "SALLOC_", "SRUN_",
 }
 
 // Environ returns base with the variables that alter tool output removed and LC_ALL=C set.
@@ -91,6 +97,11 @@ func Environ(base []string) []string {
 		drop := name == "LC_ALL" || name == "LANG" || name == "LANGUAGE"
 		for _, u := range envUnset {
 			if name == u {
+				drop = true
+			}
+		}
+		for _, p := range envUnsetPrefixes {
+			if strings.HasPrefix(name, p) {
 				drop = true
 			}
 		}

@@ -200,8 +200,10 @@ func TestEnviron(t *testing.T) {
 		},
 		{
 			name: "keeps the rest in order",
-			base: []string{"PATH=/usr/bin", "HOME=/root", "SQUEUE_FORMATX=kept"},
-			want: []string{"PATH=/usr/bin", "HOME=/root", "SQUEUE_FORMATX=kept", "LC_ALL=C"},
+			base: []string{"PATH=/usr/bin", "HOME=/root", "SLURM_CONF=/etc/slurm.conf",
+				"SQUEUEX=kept"},
+			want: []string{"PATH=/usr/bin", "HOME=/root", "SLURM_CONF=/etc/slurm.conf",
+				"SQUEUEX=kept", "LC_ALL=C"},
 		},
 		{
 			name: "drops format variables",
@@ -209,6 +211,8 @@ func TestEnviron(t *testing.T) {
 				"SQUEUE_FORMAT=%i", "PATH=/bin", "SQUEUE_FORMAT2=JobID", "SACCT_FORMAT=JobID",
 				"SLURM_TIME_FORMAT=relative", "SQUEUE_SORT=-t", "SINFO_FORMAT=%P",
 				"SLURM_CLUSTERS=all", "SQUEUE_ALL=1", "SACCT_FEDERATION=1", "PBS_DEFAULT_FORMAT=x",
+				"SQUEUE_USERS=", "SQUEUE_PARTITION=debug", "SBATCH_PARTITION=x",
+				"SCANCEL_INTERACTIVE=1",
 			},
 			want: []string{"PATH=/bin", "LC_ALL=C"},
 		},

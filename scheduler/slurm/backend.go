@@ -197,6 +197,7 @@ func (b *Backend) pollGroup(ctx context.Context, handles []scheduler.Handle) (ma
 	// squeue carries no exit code.
 	var gone []string
 	since := time.Time{}
+	unknown := false // a job without a submission time: the window must reach far back
 	for _, id := range ids {
 		r, ok := queued[id]
 		if ok && !r.State.Terminal() {
@@ -204,15 +205,20 @@ func (b *Backend) pollGroup(ctx context.Context, handles []scheduler.Handle) (ma
 			continue
 		}
 		gone = append(gone, id)
-		if t := submittedAt(byID[id].Meta); !t.IsZero() && (since.IsZero() || t.Before(since)) {
+		t := submittedAt(byID[id].Meta)
+		unknown = unknown || t.IsZero()
+		if !t.IsZero() && (since.IsZero() || t.Before(since)) {
 			since = t
 		}
 	}
 	if len(gone) == 0 {
 		return out, nil
 	}
-	if since.IsZero() {
-		since = time.Now().Add(-7 * 24 * time.Hour)
+	// The window starts at the earliest submission, but a job whose meta has no time
+	// would fall outside it unseen, poll after poll, and end as lost.
+	if fallback := time.Now().Add(-7 * 24 * time.Hour); since.IsZero() ||
+		(unknown && fallback.Before(since)) {
+		since = fallback
 	}
 	since = since.Add(-time.Minute).In(b.opt.Location)
 
@@ -398,27 +404,44 @@ func (b *Backend) Recover(ctx context.Context, handles []scheduler.Handle) (map[
 // Tag is the Slurm job name that names a qmd job.
 func Tag(jobID string) string { return "qmd-" + jobID }
 
+// lookupWindow is how far back a job is looked for by name, and so the earliest time an
+// adopted job can have been submitted.
+const lookupWindow = 30 * 24 * time.Hour
+
+// lookupTag finds a job by the name Submit gave it. A job squeue lists as live is adopted
+// at once; one it lists as ended, or does not list, is read from accounting, which knows
+// the exit code. What it returns always carries the Slurm id when one is known.
 func (b *Backend) lookupTag(ctx context.Context, h scheduler.Handle) (scheduler.Status, bool, error) {
 	tag := Tag(h.JobID)
+	// The job cannot have been submitted before the search window opened, and without a
+	// better bound that is what its meta records: a later time would make the next poll
+	// drop the job's own accounting line as a recycled id's.
+	since := time.Now().Add(-lookupWindow)
 	res, err := b.run(ctx, SqueueByNameArgs(tag), "", b.opt.QueryTimeout, h.Owner)
 	if err != nil {
 		return scheduler.Status{}, false, err
 	}
+	ended := "" // id of a job squeue lists by the name as already ended
 	for _, r := range ParseSqueue(res.Stdout, res.Stderr, res.ExitCode) {
 		switch r.Outcome {
 		case OutcomeJob:
+			if r.State.Terminal() {
+				// squeue shows how a job ended only until MinJobAge, and never its
+				// exit code: ask accounting, as Poll does.
+				ended = r.ID
+				continue
+			}
 			st := liveStatus(r)
-			st.Meta = adoptMeta()
 			st.Reason = "adopted Slurm job " + r.ID + " found by its name " + tag
-			return st, true, nil
+			return adopted(h, st, since), true, nil
 		case OutcomeUnknownJob:
 		default:
 			return scheduler.Status{}, false, fmt.Errorf("%w: squeue --name: %s", ErrTransient, r.Reason)
 		}
 	}
 
-	since := time.Now().Add(-30 * 24 * time.Hour).In(b.opt.Location)
-	res, err = b.run(ctx, SacctByNameArgs(tag, since), "", b.opt.QueryTimeout, h.Owner)
+	res, err = b.run(ctx, SacctByNameArgs(tag, since.In(b.opt.Location)), "",
+		b.opt.QueryTimeout, h.Owner)
 	if err != nil {
 		return scheduler.Status{}, false, err
 	}
@@ -427,24 +450,57 @@ func (b *Backend) lookupTag(ctx context.Context, h scheduler.Handle) (scheduler.
 		case OutcomeJob:
 			st := accountedStatus(r)
 			st.SchedulerID = r.ID
-			st.Meta = adoptMeta()
-			return st, true, nil
+			submitted := since
+			if r.Submit != nil {
+				submitted = *r.Submit
+			}
+			return adopted(h, st, submitted), true, nil
 		case OutcomeAccountingDisabled:
 			b.accountingDisabled()
+			if st, ok := b.fromExitFile(h); ok {
+				st.SchedulerID = ended
+				return adopted(h, st, since), true, nil
+			}
 			// squeue did not show it and accounting cannot say: a job that ended
 			// meanwhile would be submitted twice, so refuse to guess.
-			if _, err := os.Stat(filepath.Join(h.Dir, "started")); err == nil {
-				return scheduler.Status{State: job.Lost, Reason: "no accounting to tell whether the job was submitted"}, true, nil
+			_, err := os.Stat(filepath.Join(h.Dir, "started"))
+			if ended == "" && err == nil {
+				return scheduler.Status{State: job.Lost,
+					Reason: "no accounting to tell whether the job was submitted"}, true, nil
 			}
 		case OutcomeUnknownJob:
 		default:
 			return scheduler.Status{}, false, fmt.Errorf("%w: sacct --name: %s", ErrTransient, r.Reason)
 		}
 	}
+	if ended != "" {
+		// Accounting has no line yet (slurmdbd lags the controller), but the job exists:
+		// adopt its id, and the next poll reads its end.
+		st := scheduler.Status{State: job.Pending, SchedulerID: ended,
+			Reason: "adopted Slurm job " + ended + " found by its name " + tag +
+				"; it has ended, and the next poll reads how"}
+		return adopted(h, st, since), true, nil
+	}
 	return scheduler.Status{}, false, nil
 }
 
-func adoptMeta() string {
-	m, _ := json.Marshal(meta{SubmittedAt: time.Now().Add(-time.Hour)})
-	return string(m)
+// adopted finishes the status of a job found by name: its meta, and a state the job can
+// move to from the one it is stored in. A job in submitting cannot move straight to
+// completed, timeout or suspended, and a status the store refuses would leave the job in
+// submitting, looked up again every cycle; such a job is adopted as pending with its
+// Slurm id, and the next poll reports the real state.
+func adopted(h scheduler.Handle, st scheduler.Status, submitted time.Time) scheduler.Status {
+	m, _ := json.Marshal(meta{SubmittedAt: submitted})
+	st.Meta = string(m)
+	from := h.State
+	if from == "" {
+		from = job.Submitting
+	}
+	if st.State != from && !job.CanMove(from, st.State) && st.SchedulerID != "" {
+		st.Reason = fmt.Sprintf("adopted Slurm job %s found by its name %s; it is %s, "+
+			"which the next poll reports", st.SchedulerID, Tag(h.JobID), st.State)
+		st.State = job.Pending
+		st.ExitCode, st.Signal = nil, nil
+	}
+	return st
 }
