@@ -456,23 +456,63 @@ func (m *Manager) dispatch(ctx context.Context, c *cluster) error {
 		return fmt.Errorf("list queued jobs: %w", err)
 	}
 	slices.Reverse(jobs)
-	for _, j := range jobs {
-		if ctx.Err() != nil {
-			return nil
+	for len(jobs) > 0 && ctx.Err() == nil {
+		// A batch is claimed in one transaction and its answers recorded in another, so a
+		// burst of submissions costs two commits per batch, not two per job. While the
+		// scheduler does not answer, batches are one job long: a claimed job whose
+		// submission gets no answer has to be looked up by its tag before a retry.
+		n := dispatchBatch
+		if !m.Healthy(c.name) {
+			n = 1
 		}
-		claimed, err := m.st.Transition(ctx, j.ID, job.Queued, job.Submitting,
-			"handing to "+c.sched.Name(), store.Update{})
-		if err != nil {
-			m.log.Warn("claim queued job", "job", j.ID, "err", err)
-			continue
-		}
-		if !m.submit(ctx, c, claimed) {
-			// The scheduler did not answer: submitting more now would only leave more
-			// jobs to reconcile. The rest wait in the queue for a later cycle.
+		batch := jobs[:min(n, len(jobs))]
+		jobs = jobs[len(batch):]
+		if !m.dispatchBatch(ctx, c, batch) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// dispatchBatch is how many queued jobs are claimed together.
+const dispatchBatch = 100
+
+// dispatchBatch claims, submits and records a batch of queued jobs. It reports false when
+// the scheduler stopped answering, and the rest wait in the queue for a later cycle.
+func (m *Manager) dispatchBatch(ctx context.Context, c *cluster, batch []job.Job) bool {
+	claims := make([]store.Change, len(batch))
+	for i, j := range batch {
+		claims[i] = store.Change{ID: j.ID, From: job.Queued, To: job.Submitting,
+			Reason: "handing to " + c.sched.Name()}
+	}
+	errs, err := m.st.Apply(ctx, claims)
+	if err != nil {
+		m.log.Error("claim queued jobs", "cluster", c.name, "err", err)
+		return false
+	}
+	var results []store.Change
+	var subs []scheduler.Submission
+	answered := true
+	for i, j := range batch {
+		if errs[i] != nil {
+			m.log.Warn("claim queued job", "job", j.ID, "err", errs[i])
+			continue
+		}
+		j.State = job.Submitting
+		if !answered {
+			// Claimed but not tried: settle submits it once the scheduler answers.
+			continue
+		}
+		ch, sub, ok := m.submitOne(ctx, c, j)
+		if !ok {
+			answered = false
+			continue
+		}
+		results = append(results, ch)
+		subs = append(subs, sub)
+	}
+	m.recordSubmissions(ctx, c, results, subs)
+	return answered
 }
 
 // settle deals with jobs left in submitting: a transient Submit error, an answer that was
@@ -531,9 +571,11 @@ func (m *Manager) settle(ctx context.Context, c *cluster) error {
 	return nil
 }
 
-// submit hands one job in submitting to the scheduler. A refusal fails the job; any other
-// error leaves it in submitting for settle, because the scheduler may have taken it.
-func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) bool {
+// submitOne hands one claimed job to the scheduler and returns the change that records
+// the answer. ok is false when the scheduler did not answer: the job stays in submitting
+// with a back-off, and is looked up by its tag before it is tried again.
+func (m *Manager) submitOne(ctx context.Context, c *cluster, j job.Job) (store.Change,
+	scheduler.Submission, bool) {
 	sub, err := c.sched.Submit(ctx, scheduler.SubmitRequest{
 		JobID: j.ID, Dir: m.jobDir(j), Script: ScriptFile, Tag: "qmd-" + j.ID,
 		Owner: m.ownerCred(j),
@@ -542,7 +584,7 @@ func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) bool {
 		wait := m.backoff(c, j.ID)
 		m.log.Warn("submit; will look the job up by its tag and retry", "job", j.ID,
 			"cluster", c.name, "retry_in", wait.String(), "err", err)
-		return false
+		return store.Change{}, sub, false
 	}
 	c.mu.Lock()
 	delete(c.retry, j.ID)
@@ -550,15 +592,9 @@ func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) bool {
 	if err != nil {
 		msg := "submission refused: " + err.Error()
 		m.log.Info("submission refused", "job", j.ID, "cluster", c.name, "err", err)
-		if _, terr := m.st.Transition(ctx, j.ID, job.Submitting, job.Failed, msg,
-			store.Update{Error: &msg}); terr != nil {
-			m.log.Error("record failed submission", "job", j.ID, "err", terr)
-		}
-		return true
+		return store.Change{ID: j.ID, From: job.Submitting, To: job.Failed, Reason: msg,
+			Update: store.Update{Error: &msg}}, sub, true
 	}
-	// The scheduler has the job now, so its answer is recorded even if ctx ends (the
-	// daemon stopping): a job left in submitting would wait for the next start to settle.
-	ctx = context.WithoutCancel(ctx)
 	now := time.Now().UTC()
 	to := sub.State
 	if to == "" {
@@ -571,30 +607,61 @@ func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) bool {
 	if sub.Meta != "" {
 		u.SchedMeta = &sub.Meta
 	}
-	_, err = m.st.Transition(ctx, j.ID, job.Submitting, to, "accepted by "+c.sched.Name(), u)
-	if err == nil {
-		return true
+	return store.Change{ID: j.ID, From: job.Submitting, To: to,
+		Reason: "accepted by " + c.sched.Name(), Update: u}, sub, true
+}
+
+// submit hands one job in submitting to the scheduler and records the answer; settle
+// uses it for jobs whose earlier submission got no answer. It reports false when the
+// scheduler did not answer this time either.
+func (m *Manager) submit(ctx context.Context, c *cluster, j job.Job) bool {
+	ch, sub, ok := m.submitOne(ctx, c, j)
+	if !ok {
+		return false
 	}
-	m.log.Error("record submission", "job", j.ID, "err", err)
-	if !errors.Is(err, store.ErrConflict) {
-		return true // still in submitting: settle finds the job in the scheduler
-	}
-	// The job moved while the scheduler took it: a cancel raced the submission. The
-	// scheduler now runs a job qmd has ended, so it is cancelled there too.
-	cur, gerr := m.st.Get(ctx, j.ID)
-	if gerr != nil || !cur.State.Terminal() {
-		return true
-	}
-	h := m.handle(cur)
-	h.SchedulerID, h.Meta, h.State = sub.SchedulerID, sub.Meta, to
-	cctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout.Duration)
-	defer cancel()
-	if cerr := c.sched.Cancel(cctx, h); cerr != nil {
-		m.log.Error("cancel a job submitted after it ended", "job", j.ID, "err", cerr)
-		return true
-	}
-	m.log.Info("cancelled a job submitted after it ended", "job", j.ID, "state", cur.State)
+	m.recordSubmissions(ctx, c, []store.Change{ch}, []scheduler.Submission{sub})
 	return true
+}
+
+// recordSubmissions stores the scheduler's answers in one transaction. The scheduler has
+// the jobs now, so the answers are recorded even if ctx ends (the daemon stopping). A job
+// that moved while the scheduler took it (a cancel raced the submission) is cancelled in
+// the scheduler too, since qmd has already ended it.
+func (m *Manager) recordSubmissions(ctx context.Context, c *cluster, changes []store.Change,
+	subs []scheduler.Submission) {
+	if len(changes) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	errs, err := m.st.Apply(ctx, changes)
+	if err != nil {
+		// Still in submitting: settle finds the jobs in the scheduler by their tags.
+		m.log.Error("record submissions", "cluster", c.name, "jobs", len(changes), "err", err)
+		return
+	}
+	for i, ch := range changes {
+		if errs[i] == nil {
+			continue
+		}
+		m.log.Error("record submission", "job", ch.ID, "err", errs[i])
+		if !errors.Is(errs[i], store.ErrConflict) || ch.To == job.Failed {
+			continue
+		}
+		cur, gerr := m.st.Get(ctx, ch.ID)
+		if gerr != nil || !cur.State.Terminal() {
+			continue
+		}
+		h := m.handle(cur)
+		h.SchedulerID, h.Meta, h.State = subs[i].SchedulerID, subs[i].Meta, ch.To
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout.Duration)
+		if cerr := c.sched.Cancel(cctx, h); cerr != nil {
+			m.log.Error("cancel a job submitted after it ended", "job", ch.ID, "err", cerr)
+		} else {
+			m.log.Info("cancelled a job submitted after it ended", "job", ch.ID,
+				"state", cur.State)
+		}
+		cancel()
+	}
 }
 
 // poll asks the scheduler about every active job of the cluster in one call.

@@ -85,45 +85,44 @@ func (m *Manager) Submit(ctx context.Context, uid int, req api.SubmitRequest) (a
 		return api.SubmitResponse{Rendered: r}, nil
 	}
 
-	var resp api.SubmitResponse
-	for _, p := range preps {
-		if err := m.create(ctx, p); err != nil {
-			if len(resp.IDs) > 0 {
-				err = fmt.Errorf("%w; the %d job(s) of this submission stored before it "+
-					"were cancelled", err, len(resp.IDs))
-				m.undo(ctx, resp.IDs)
-			}
+	// Every directory first, then every row in one transaction: all of the submission
+	// is stored, or none of it.
+	var dirs []string
+	undo := func() {
+		for _, d := range dirs {
+			os.RemoveAll(d)
+		}
+	}
+	jobs := make([]*job.Job, len(preps))
+	for i, p := range preps {
+		dir, err := m.writeDir(p)
+		if err != nil {
+			undo()
 			return api.SubmitResponse{}, err
 		}
-		resp.IDs = append(resp.IDs, p.job.ID)
-		m.log.Info("job submitted", "job", p.job.ID, "cluster", p.job.Cluster, "uid", uid,
-			"preset", p.job.Preset, "solvent", p.job.Solvent)
+		dirs = append(dirs, dir)
+		j := p.job
+		jobs[i] = &j
+	}
+	if err := m.st.CreateMany(ctx, jobs, fmt.Sprintf("submitted by uid %d", uid)); err != nil {
+		undo()
+		return api.SubmitResponse{}, fmt.Errorf("store jobs: %w", err)
+	}
+	var resp api.SubmitResponse
+	for _, j := range jobs {
+		resp.IDs = append(resp.IDs, j.ID)
+		m.log.Info("job submitted", "job", j.ID, "cluster", j.Cluster, "uid", uid,
+			"preset", j.Preset, "solvent", j.Solvent)
 	}
 	resp.ID = resp.IDs[0]
 	m.kick(preps[0].job.Cluster)
 	return resp, nil
 }
 
-// undo cancels the jobs a split submission created before one of its records failed to
-// be stored. The caller is told the submission failed and will send it again whole, so
-// jobs left queued would run those molecules twice.
-func (m *Manager) undo(ctx context.Context, ids []string) {
-	// The request may have failed because its caller went away; the cancels must happen
-	// all the same, within the time a scheduler command gets.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx),
-		m.defaultCluster().cfg.CommandTimeout.Duration)
-	defer cancel()
-	const reason = "the rest of its submission could not be stored"
-	for _, id := range ids {
-		if _, err := m.cancel(ctx, id, reason); err != nil {
-			m.log.Error("cancel part of a failed submission", "job", id, "err", err)
-		}
-	}
-}
-
-// create writes a job directory under a temporary name, stores the row, then renames the
-// directory into place; a failure at any step leaves neither behind.
-func (m *Manager) create(ctx context.Context, p prepared) error {
+// writeDir writes a job directory under a temporary name and renames it into place, so a
+// directory is either complete or absent; the caller stores the row afterwards and
+// removes the directory if that fails.
+func (m *Manager) writeDir(p prepared) (string, error) {
 	final := m.jobDir(p.job)
 	parent := filepath.Dir(final)
 	tmp := filepath.Join(parent, ".new-"+p.job.ID)
@@ -132,16 +131,16 @@ func (m *Manager) create(ctx context.Context, p prepared) error {
 		// The owner's own directory under owner_root, which the owner's batch jobs
 		// write into; qmd (root) reads the results from it.
 		if err := ownedDir(parent, owner); err != nil {
-			return fmt.Errorf("create job dir: %w", err)
+			return "", fmt.Errorf("create job dir: %w", err)
 		}
 	}
 	if err := os.MkdirAll(tmp, 0o750); err != nil {
-		return fmt.Errorf("create job dir: %w", err)
+		return "", fmt.Errorf("create job dir: %w", err)
 	}
 	for _, sub := range []string{"output", "logs", ScratchDir} {
 		if err := os.MkdirAll(filepath.Join(tmp, sub), 0o750); err != nil {
 			os.RemoveAll(tmp)
-			return fmt.Errorf("create job dir: %w", err)
+			return "", fmt.Errorf("create job dir: %w", err)
 		}
 	}
 	for _, f := range p.files {
@@ -151,25 +150,20 @@ func (m *Manager) create(ctx context.Context, p prepared) error {
 		}
 		if err := os.WriteFile(filepath.Join(tmp, f.Path), []byte(f.Content), mode); err != nil {
 			os.RemoveAll(tmp)
-			return fmt.Errorf("write %s: %w", f.Path, err)
+			return "", fmt.Errorf("write %s: %w", f.Path, err)
 		}
 	}
 	if owner != nil {
 		if err := chownTree(tmp, owner); err != nil {
 			os.RemoveAll(tmp)
-			return fmt.Errorf("give the job dir to its owner: %w", err)
+			return "", fmt.Errorf("give the job dir to its owner: %w", err)
 		}
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		os.RemoveAll(tmp)
-		return fmt.Errorf("place job dir: %w", err)
+		return "", fmt.Errorf("place job dir: %w", err)
 	}
-	j := p.job
-	if err := m.st.Create(ctx, &j, fmt.Sprintf("submitted by uid %d", j.OwnerUID)); err != nil {
-		os.RemoveAll(final)
-		return fmt.Errorf("store job: %w", err)
-	}
-	return nil
+	return final, nil
 }
 
 // ownedDir makes dir (and missing parents) and gives dir itself to the owner.

@@ -293,48 +293,32 @@ func TestListAndLogs(t *testing.T) {
 	}
 }
 
-// A split submission whose third record cannot be stored fails as a whole: the client
-// will send it again, so the two records already stored must not stay runnable.
-func TestSplitSubmissionFailingPartWayCancelsTheRest(t *testing.T) {
+// A split submission that cannot be stored fails as a whole: the client will send it
+// again, so nothing of it may stay behind, neither rows nor directories.
+func TestSplitSubmissionIsAllOrNothing(t *testing.T) {
 	sdf, err := os.ReadFile(multiSDF)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := newHarness(t)
-	// The store stamps each new job once; a time it cannot store fails the third Create.
-	calls := 0
+	earlier := h.submit(water("gas"))[0]
+	// A creation time the store cannot hold fails the insert of the batch.
 	good := h.st.Now
-	h.st.Now = func() time.Time {
-		calls++
-		if calls == 3 {
-			return time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
-		}
-		return good()
-	}
+	h.st.Now = func() time.Time { return time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC) }
 	_, err = h.m.Submit(context.Background(), testUID, api.SubmitRequest{Filename: "m.sdf",
 		Content: string(sdf), SplitRecords: true})
-	if err == nil || !strings.Contains(err.Error(), "2 job(s)") {
-		t.Fatalf("Submit = %v, want a failure saying two jobs were cancelled", err)
+	h.st.Now = good
+	if err == nil {
+		t.Fatal("Submit succeeded with a store that cannot take the jobs")
 	}
 	jobs, err := h.st.List(context.Background(), store.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(jobs) != 2 {
-		t.Fatalf("%d jobs stored", len(jobs))
+	if len(jobs) != 1 || jobs[0].ID != earlier {
+		t.Fatalf("%d jobs stored (%v), want only the earlier one", len(jobs), jobs)
 	}
-	for _, j := range jobs {
-		j, hist := h.job(j.ID)
-		if j.State != job.Cancelled {
-			t.Errorf("job %s left %s", j.ID, j.State)
-		}
-		wantPath(t, hist, job.Queued, job.Cancelled)
-	}
-	if d := h.jobDirs(); len(d) != 2 {
-		t.Errorf("job dirs %v; the failed record's must be gone", d)
-	}
-	h.cycle(clusterA)
-	if n := h.fake(clusterA).Count("Submit"); n != 0 {
-		t.Errorf("%d submissions of a failed submission's jobs", n)
+	if d := h.jobDirs(); len(d) != 1 {
+		t.Errorf("job dirs %v; the failed submission's must be gone", d)
 	}
 }

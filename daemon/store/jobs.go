@@ -93,6 +93,49 @@ type Filter struct {
 // transaction, so no job ever exists without the history saying how it began. It fills
 // in CreatedAt and UpdatedAt from the store clock when they are zero. The id must have
 // job.ValidID's shape, since ids end up in file paths; a taken id wraps ErrJobExists.
+// CreateMany stores several new jobs, each with its first event, in ONE transaction: all
+// or none. A submission of many molecules costs one commit instead of one per job.
+func (s *Store) CreateMany(ctx context.Context, jobs []*job.Job, reason string) error {
+	recs := make([]job.Job, len(jobs))
+	now := s.now()
+	for i, j := range jobs {
+		if j == nil {
+			return errors.New("create jobs: nil job")
+		}
+		if !job.ValidID(j.ID) {
+			return fmt.Errorf("create job %q: malformed id", j.ID)
+		}
+		if !j.State.Valid() {
+			return fmt.Errorf("create job %s: %w: %q", j.ID, job.ErrUnknownState, j.State)
+		}
+		recs[i] = *j
+		if recs[i].CreatedAt.IsZero() {
+			// A nanosecond apart, so the jobs keep their order (first in, first out).
+			recs[i].CreatedAt = now.Add(time.Duration(i))
+		}
+		if recs[i].UpdatedAt.IsZero() {
+			recs[i].UpdatedAt = recs[i].CreatedAt
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create jobs: begin: %w", err)
+	}
+	defer tx.Rollback() // a no-op once committed
+	for i := range recs {
+		if err := insertJob(ctx, tx, &recs[i], reason); err != nil {
+			return fmt.Errorf("create job %s: %w", recs[i].ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create jobs: commit: %w", err)
+	}
+	for i, j := range jobs {
+		j.CreatedAt, j.UpdatedAt = recs[i].CreatedAt, recs[i].UpdatedAt
+	}
+	return nil
+}
+
 func (s *Store) Create(ctx context.Context, j *job.Job, reason string) error {
 	if j == nil {
 		return errors.New("create job: nil job")

@@ -77,15 +77,15 @@ func (e *CommandError) Error() string {
 	return fmt.Sprintf("%s: exit status %d: %s", e.Program, e.ExitCode, msg)
 }
 
-// envUnset lists variables a user's shell may set that change what scheduler tools print.
-var envUnset = []string{
+// EnvUnset lists variables a user's shell may set that change what scheduler tools print.
+var EnvUnset = []string{
 	"SLURM_TIME_FORMAT", "SLURM_CLUSTERS", "SLURM_BITSTR_LEN", "PBS_DEFAULT_FORMAT",
 }
 
-// envUnsetPrefixes are the input variables of the Slurm commands: each SQUEUE_*, SACCT_*,
+// EnvUnsetPrefixes are the input variables of the Slurm commands: each SQUEUE_*, SACCT_*,
 // SBATCH_* ... variable acts as a command-line option, and some (SQUEUE_USERS,
 // SQUEUE_PARTITION, even set empty) hide jobs from `squeue --jobs`. SLURM_CONF stays.
-var envUnsetPrefixes = []string{
+var EnvUnsetPrefixes = []string{
 	"SQUEUE_", "SACCT_", "SBATCH_", "SCANCEL_", "SINFO_", "SCONTROL_", "SALLOC_", "SRUN_",
 }
 
@@ -95,12 +95,12 @@ func Environ(base []string) []string {
 	for _, kv := range base {
 		name, _, _ := strings.Cut(kv, "=")
 		drop := name == "LC_ALL" || name == "LANG" || name == "LANGUAGE"
-		for _, u := range envUnset {
+		for _, u := range EnvUnset {
 			if name == u {
 				drop = true
 			}
 		}
-		for _, p := range envUnsetPrefixes {
+		for _, p := range EnvUnsetPrefixes {
 			if strings.HasPrefix(name, p) {
 				drop = true
 			}
