@@ -46,6 +46,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer m.Close()
 	if err := m.Recover(ctx); err != nil {
 		return err
 	}

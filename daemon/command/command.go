@@ -16,6 +16,8 @@ import (
 
 	"qmd/daemon"
 	"qmd/daemon/config"
+	"qmd/scheduler/runner"
+	"qmd/scheduler/runner/sshrunner"
 	"qmd/templates"
 )
 
@@ -145,6 +147,10 @@ func check(ctx context.Context, args []string, stdout io.Writer) error {
 		} else {
 			okf("clusters.%s: NWChem at %s", name, p)
 		}
+		if cl.Transport == "ssh" {
+			checkSSH(ctx, name, cl, okf, bad)
+			continue
+		}
 		if cl.Scheduler == "slurm" {
 			for _, argv := range [][]string{{"sbatch", "--version"}, {"scontrol", "ping"}} {
 				cctx, cancel := context.WithTimeout(ctx, cl.QueryTimeout.Duration)
@@ -203,4 +209,28 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// checkSSH opens the cluster's SSH connection, which verifies the host key, and runs
+// sbatch --version there.
+func checkSSH(ctx context.Context, name string, cl *config.Cluster,
+	okf, bad func(string, ...any)) {
+	r, err := sshrunner.New(sshrunner.Config{
+		Host: cl.Host, Port: cl.Port, User: cl.User, IdentityFile: cl.IdentityFile,
+		UseAgent: cl.UseAgent, KnownHosts: cl.KnownHosts, MaxSessions: cl.MaxSessions,
+		ConnectTimeout: cl.ConnectTimeout.Duration, CommandTimeout: cl.QueryTimeout.Duration,
+		KeepaliveInterval: cl.KeepaliveInterval.Duration,
+	})
+	if err != nil {
+		bad("clusters.%s: %v", name, err)
+		return
+	}
+	defer r.Close()
+	res, err := r.Run(ctx, runner.Command{Argv: []string{"sbatch", "--version"}})
+	if err != nil {
+		bad("clusters.%s: %s@%s:%d: sbatch --version: %v", name, cl.User, cl.Host, cl.Port, err)
+		return
+	}
+	okf("clusters.%s: %s@%s:%d (host key verified): %s", name, cl.User, cl.Host, cl.Port,
+		firstLine(string(res.Stdout)))
 }

@@ -145,7 +145,7 @@ type Cluster struct {
 // Known values.
 var (
 	Schedulers = []string{"local", "slurm"}
-	Transports = []string{"local"}
+	Transports = []string{"local", "ssh"}
 )
 
 // batchValue is what a partition, account or QOS name may look like; these values are

@@ -116,7 +116,9 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 		"log_format", "log_level", "shutdown_timeout", "scheduler", "transport", "slots",
 		"nwchem", "mpi_ranks", "mpirun", "memory_mb", "max_opt_steps", "cancel_grace",
 		"poll_interval", "command_timeout", "poll_interval_max", "poll_budget", "lost_after",
-		"submit_timeout", "query_timeout", "time_limit", "partition", "account", "qos", "run_as", "owner_root"} {
+		"submit_timeout", "query_timeout", "time_limit", "partition", "account", "qos", "run_as", "owner_root", "host", "port",
+		"user", "identity_file", "use_agent", "known_hosts", "max_sessions", "connect_timeout",
+		"keepalive_interval", "remote_root", "shared_fs"} {
 		if !strings.Contains(string(raw), key+" =") {
 			t.Errorf("etc/qmd.toml does not show %s", key)
 		}

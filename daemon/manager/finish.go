@@ -23,6 +23,9 @@ import (
 // summary plus the relevant excerpt of NWChem's output.
 func (m *Manager) finish(ctx context.Context, c *cluster, j job.Job) {
 	dir := m.jobDir(j)
+	if c.stager != nil && !m.fetch(ctx, c, j) {
+		return
+	}
 	res, version, fail := m.evaluate(dir, j)
 	if version != "" {
 		sw := "NWChem " + version
@@ -61,6 +64,35 @@ func (m *Manager) finish(ctx context.Context, c *cluster, j job.Job) {
 	}
 	m.log.Info("job completed", "job", j.ID, "cluster", c.name)
 	m.forget(c, j.ID)
+}
+
+// fetchAttempts is how many times a job's outputs are copied back before it fails.
+const fetchAttempts = 5
+
+// fetch copies a finished job's outputs back from the cluster. It reports false while
+// the copy has not succeeded; after fetchAttempts failures the job fails with the reason,
+// and the remote directory is kept.
+func (m *Manager) fetch(ctx context.Context, c *cluster, j job.Job) bool {
+	err := c.stager.Get(ctx, m.schedDir(j), m.jobDir(j),
+		[]string{"output/", "logs/", "exit_status", "started"})
+	if err == nil {
+		delete(c.fetchFailures, j.ID)
+		return true
+	}
+	c.fetchFailures[j.ID]++
+	n := c.fetchFailures[j.ID]
+	m.log.Warn("copy outputs back", "job", j.ID, "cluster", c.name, "attempt", n, "err", err)
+	if n < fetchAttempts {
+		return false
+	}
+	delete(c.fetchFailures, j.ID)
+	msg := fmt.Sprintf("could not copy the outputs back from %s:%s after %d attempts: %v; "+
+		"the remote directory is kept", c.name, m.schedDir(j), n, err)
+	if _, terr := m.st.Transition(ctx, j.ID, job.Completing, job.Failed, firstLine(msg),
+		store.Update{Error: &msg}); terr != nil {
+		m.log.Error("record failed job", "job", j.ID, "err", terr)
+	}
+	return false
 }
 
 // evaluate parses a job's output and builds its result; a non-empty fail is the failure

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/user"
+	pathpkg "path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,7 +27,9 @@ import (
 	"qmd/scheduler"
 	"qmd/scheduler/local"
 	"qmd/scheduler/runner"
+	"qmd/scheduler/runner/sshrunner"
 	"qmd/scheduler/slurm"
+	"qmd/scheduler/stage"
 	"qmd/templates"
 )
 
@@ -57,6 +60,13 @@ type cluster struct {
 	cfg   *config.Cluster
 	sched scheduler.Scheduler
 	kick  chan struct{}
+
+	// ssh is the cluster's SSH runner (transport = "ssh"), closed with the manager;
+	// stager copies job directories over it unless the cluster shares state_dir.
+	ssh    *sshrunner.Runner
+	stager *stage.Stager
+	// fetchFailures counts failed copies of a job's outputs, owned by the loop.
+	fetchFailures map[string]int
 
 	mu      sync.Mutex
 	missing map[string]time.Time
@@ -128,7 +138,8 @@ func New(o Options) (*Manager, error) {
 	for _, name := range o.Config.ClusterNames() {
 		cc := o.Config.Clusters[name]
 		c := &cluster{name: name, cfg: cc, kick: make(chan struct{}, 1), missing: map[string]time.Time{},
-			retry: map[string]retryState{}}
+			fetchFailures: map[string]int{},
+			retry:         map[string]retryState{}}
 		if s, ok := o.Schedulers[name]; ok {
 			c.sched = s
 		} else {
@@ -141,8 +152,27 @@ func New(o Options) (*Manager, error) {
 					Notify:      func() { m.kick(name) },
 				})
 			case "slurm":
+				run := o.Runner
+				if cc.Transport == "ssh" {
+					r, err := sshrunner.New(sshrunner.Config{
+						Host: cc.Host, Port: cc.Port, User: cc.User,
+						IdentityFile: cc.IdentityFile, UseAgent: cc.UseAgent,
+						KnownHosts: cc.KnownHosts, MaxSessions: cc.MaxSessions,
+						ConnectTimeout:    cc.ConnectTimeout.Duration,
+						CommandTimeout:    cc.QueryTimeout.Duration,
+						KeepaliveInterval: cc.KeepaliveInterval.Duration,
+						Logger:            o.Logger.With("cluster", name),
+					})
+					if err != nil {
+						return nil, fmt.Errorf("cluster %s: %w", name, err)
+					}
+					c.ssh, run = r, r
+					if !cc.SharedFS {
+						c.stager = &stage.Stager{C: r}
+					}
+				}
 				c.sched = slurm.New(slurm.Options{
-					Runner:        o.Runner,
+					Runner:        run,
 					Logger:        o.Logger.With("cluster", name),
 					SubmitTimeout: cc.SubmitTimeout.Duration,
 					QueryTimeout:  cc.QueryTimeout.Duration,
@@ -224,7 +254,7 @@ func (m *Manager) Recover(ctx context.Context) error {
 
 func (m *Manager) handle(j job.Job) scheduler.Handle {
 	return scheduler.Handle{
-		JobID: j.ID, Dir: m.jobDir(j), SchedulerID: j.SchedulerID, Meta: j.SchedMeta,
+		JobID: j.ID, Dir: m.schedDir(j), SchedulerID: j.SchedulerID, Meta: j.SchedMeta,
 		State: j.State, Owner: m.ownerCred(j),
 	}
 }
@@ -241,6 +271,24 @@ func (m *Manager) jobDir(j job.Job) string {
 		return filepath.Join(c.cfg.OwnerRoot, ".unknown-uid-"+strconv.Itoa(j.OwnerUID), j.ID)
 	}
 	return filepath.Join(m.cfg.JobsDir(), j.ID)
+}
+
+// schedDir is the job directory as the scheduler sees it: the staged copy under
+// remote_root on a cluster reached over SSH without a shared filesystem, else jobDir.
+func (m *Manager) schedDir(j job.Job) string {
+	if c, ok := m.clusters[j.Cluster]; ok && c.stager != nil {
+		return pathpkg.Join(c.cfg.RemoteRoot, j.ID)
+	}
+	return m.jobDir(j)
+}
+
+// Close releases the clusters' SSH connections.
+func (m *Manager) Close() {
+	for _, c := range m.clusters {
+		if c.ssh != nil {
+			c.ssh.Close()
+		}
+	}
 }
 
 // ownerCred is the credential a job's scheduler commands run with: its owner's on a
@@ -576,10 +624,21 @@ func (m *Manager) settle(ctx context.Context, c *cluster) error {
 // with a back-off, and is looked up by its tag before it is tried again.
 func (m *Manager) submitOne(ctx context.Context, c *cluster, j job.Job) (store.Change,
 	scheduler.Submission, bool) {
-	sub, err := c.sched.Submit(ctx, scheduler.SubmitRequest{
-		JobID: j.ID, Dir: m.jobDir(j), Script: ScriptFile, Tag: "qmd-" + j.ID,
-		Owner: m.ownerCred(j),
-	})
+	var err error
+	if c.stager != nil {
+		// Staging again after a lost answer is harmless: files are rewritten whole.
+		err = c.stager.Put(ctx, m.jobDir(j), m.schedDir(j))
+		if err != nil {
+			err = fmt.Errorf("copy the job directory to %s: %w", c.name, err)
+		}
+	}
+	var sub scheduler.Submission
+	if err == nil {
+		sub, err = c.sched.Submit(ctx, scheduler.SubmitRequest{
+			JobID: j.ID, Dir: m.schedDir(j), Script: ScriptFile, Tag: "qmd-" + j.ID,
+			Owner: m.ownerCred(j),
+		})
+	}
 	if err != nil && !errors.Is(err, scheduler.ErrRejected) {
 		wait := m.backoff(c, j.ID)
 		m.log.Warn("submit; will look the job up by its tag and retry", "job", j.ID,
