@@ -108,7 +108,22 @@ func TestSSHWaterThroughSlurm(t *testing.T) {
 	if got := waitSacct(t, "qmd-"+id, oneJobIn("COMPLETED")); !oneJobIn("COMPLETED")(got) {
 		t.Errorf("Slurm jobs named qmd-%s: %v", id, got)
 	}
+	// Many polls later, qmd holds exactly one TCP connection to the sshd.
+	if n := sshConnections(t, e.proc.Process.Pid); n != 1 {
+		t.Errorf("qmd holds %d connections to sshd, want 1", n)
+	}
 	e.stop()
+}
+
+// sshConnections counts pid's established TCP connections to 127.0.0.1:2222, with ss.
+func sshConnections(t *testing.T, pid int) int {
+	t.Helper()
+	out, err := exec.Command("ss", "-tnpH", "state", "established", "dst",
+		"127.0.0.1:2222").Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
+	}
+	return strings.Count(string(out), "pid="+strconv.Itoa(pid)+",")
 }
 
 // TestSSHHostKeyChanged: a known_hosts whose key for the login node is not the server's

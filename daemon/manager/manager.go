@@ -64,7 +64,7 @@ type cluster struct {
 	// ssh is the cluster's SSH runner (transport = "ssh"), closed with the manager;
 	// stager copies job directories over it unless the cluster shares state_dir.
 	ssh    *sshrunner.Runner
-	stager *stage.Stager
+	stager Stager
 	// fetchFailures counts failed copies of a job's outputs, owned by the loop.
 	fetchFailures map[string]int
 
@@ -108,6 +108,12 @@ func (m *Manager) Healthy(cluster string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return !c.unhealthy
+}
+
+// Stager copies job directories to a cluster and outputs back (stage.Stager over SFTP).
+type Stager interface {
+	Put(ctx context.Context, localDir, remoteDir string) error
+	Get(ctx context.Context, remoteDir, localDir string, names []string) error
 }
 
 // Options for New.
