@@ -46,6 +46,11 @@ func needSSH(t *testing.T) {
 // sshEnv is an env whose default cluster is the test Slurm reached over SSH as the bash
 // test user, with job directories staged under a fresh remote root.
 func sshEnv(t *testing.T, knownHosts string, nwchem []string) (*env, string) {
+	return sshEnvAs(t, "qmdsshbash", knownHosts, nwchem)
+}
+
+// sshEnvAs is sshEnv logging in as user (qmdsshbash or the tcsh user qmdsshtcsh).
+func sshEnvAs(t *testing.T, user, knownHosts string, nwchem []string) (*env, string) {
 	t.Helper()
 	needSSH(t)
 	var b [4]byte
@@ -59,7 +64,7 @@ scheduler = "slurm"
 transport = "ssh"
 host = "127.0.0.1"
 port = 2222
-user = "qmdsshbash"
+user = %q
 identity_file = %q
 known_hosts = %q
 remote_root = %q
@@ -71,7 +76,7 @@ query_timeout = "3s"
 submit_timeout = "20s"
 keepalive_interval = "2s"
 connect_timeout = "3s"
-`, sshKey, knownHosts, remote)
+`, user, sshKey, knownHosts, remote)
 	if nwchem != nil {
 		q := make([]string, len(nwchem))
 		for i, a := range nwchem {
@@ -83,7 +88,13 @@ connect_timeout = "3s"
 }
 
 func TestSSHWaterThroughSlurm(t *testing.T) {
-	e, remote := sshEnv(t, sshKnownHosts, nil)
+	for _, user := range []string{"qmdsshbash", "qmdsshtcsh"} {
+		t.Run(user, func(t *testing.T) { sshWater(t, user) })
+	}
+}
+
+func sshWater(t *testing.T, user string) {
+	e, remote := sshEnvAs(t, user, sshKnownHosts, nil)
 	if out, err := exec.Command(e.qmd, "check", "--config", e.cfg).CombinedOutput(); err != nil ||
 		!strings.Contains(string(out), "host key verified") {
 		t.Fatalf("qmd check: %v\n%s", err, out)
