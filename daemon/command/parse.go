@@ -11,16 +11,21 @@ import (
 	"slices"
 	"strings"
 
+	"qmd/scheduler/pbs"
 	"qmd/scheduler/slurm"
+	"qmd/scheduler/torque"
 )
 
 const parseUsage = `usage: qmd parse --scheduler slurm --command sbatch|squeue|sacct|scancel
+                 [--exit-code N] [--stderr FILE] [FILE|-]
+       qmd parse --scheduler pbs|torque --command qsub|qstat|qdel
                  [--exit-code N] [--stderr FILE] [FILE|-]
 
 Reads what a scheduler command printed (its stdout from FILE, or from standard input when
 FILE is - or missing; its stderr from --stderr FILE; its exit status from --exit-code) and
 prints how qmd reads it, one JSON object per line. The daemon runs the same parsers, so
-this shows what qmd would do with a captured output.
+this shows what qmd would do with a captured output. For pbs (PBS Pro) qstat output is
+the JSON of qstat -f -F json -x; for torque it is the text of qstat -f.
 `
 
 // outputParser reads the outputs of one scheduler's commands. Records are anything that
@@ -30,14 +35,12 @@ type outputParser struct {
 	parse    func(command string, stdout, stderr []byte, exit int) ([]json.Marshaler, error)
 }
 
-// outputParsers maps --scheduler to its parser. A scheduler qmd will support but whose
-// parser does not exist yet is in notYetParsed, so the error says that rather than
-// "unknown scheduler".
+// outputParsers maps --scheduler, spelt as the config's scheduler kinds, to its parser.
 var outputParsers = map[string]outputParser{
-	"slurm": {commands: slurm.Commands, parse: parseSlurm},
+	"slurm":  {commands: slurm.Commands, parse: parseSlurm},
+	"pbs":    {commands: pbs.Commands, parse: parsePBS(pbs.Parse)},
+	"torque": {commands: torque.Commands, parse: parsePBS(torque.Parse)},
 }
-
-var notYetParsed = []string{"pbs", "torque"}
 
 func parseSlurm(command string, stdout, stderr []byte, exit int) ([]json.Marshaler, error) {
 	recs, err := slurm.Parse(command, stdout, stderr, exit)
@@ -51,12 +54,29 @@ func parseSlurm(command string, stdout, stderr []byte, exit int) ([]json.Marshal
 	return out, nil
 }
 
+// parsePBS adapts a PBS-family Parse (PBS Pro or Torque, which share pbs.Record) to
+// outputParser.
+func parsePBS(parse func(command string, stdout, stderr []byte, exit int) ([]pbs.Record,
+	error)) func(string, []byte, []byte, int) ([]json.Marshaler, error) {
+	return func(command string, stdout, stderr []byte, exit int) ([]json.Marshaler, error) {
+		recs, err := parse(command, stdout, stderr, exit)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]json.Marshaler, len(recs))
+		for i, r := range recs {
+			out[i] = r
+		}
+		return out, nil
+	}
+}
+
 // parse implements `qmd parse`. stdin is passed in rather than read from os.Stdin here,
 // so tests can feed it.
 func parse(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("qmd parse", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	scheduler := fs.String("scheduler", "", "scheduler kind: slurm")
+	scheduler := fs.String("scheduler", "", "scheduler kind: slurm, pbs or torque")
 	command := fs.String("command", "", "the command whose output is read")
 	exit := fs.Int("exit-code", 0, "the command's exit status")
 	errPath := fs.String("stderr", "", "file holding the command's stderr")
@@ -79,9 +99,6 @@ func parse(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	if *scheduler == "" {
 		return usageErr("--scheduler is required")
-	}
-	if slices.Contains(notYetParsed, *scheduler) {
-		return badValue("scheduler %s: not supported yet", *scheduler)
 	}
 	p, ok := outputParsers[*scheduler]
 	if !ok {

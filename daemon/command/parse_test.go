@@ -18,12 +18,22 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-// caseFiles are the slurm package's case files: the field cases shared with run-cases and
-// qmd's own. They are read from there rather than copied, so a case added to the parsers'
-// tests is also run through the command.
-var caseFiles = []string{
-	"../../scheduler/slurm/testdata/cases.json",
-	"../../scheduler/slurm/testdata/qmd-cases.json",
+// parseSuites are the case files of each scheduler's parser package: the field cases
+// shared with run-cases and qmd's own. They are read from there rather than copied, so a
+// case added to a parser's tests is also run through the command; each scheduler's
+// transcript is kept in its own golden file.
+var parseSuites = []struct {
+	scheduler string
+	files     []string
+	golden    string
+	minCases  int // fewer cases than this means a case file went missing
+}{
+	{"slurm", []string{"../../scheduler/slurm/testdata/cases.json",
+		"../../scheduler/slurm/testdata/qmd-cases.json"}, "parse-slurm.golden", 12},
+	{"pbs", []string{"../../scheduler/pbs/testdata/cases.json",
+		"../../scheduler/pbs/testdata/qmd-cases.json"}, "parse-pbs.golden", 5 + 30},
+	{"torque", []string{"../../scheduler/torque/testdata/cases.json",
+		"../../scheduler/torque/testdata/qmd-cases.json"}, "parse-torque.golden", 3 + 30},
 }
 
 // parseCase is one case of a case file; see scheduler/cases README for the schema.
@@ -40,14 +50,15 @@ type parseCase struct {
 	Expected  []map[string]any `json:"expected"`
 }
 
-// pinLocalZone makes sacct's wall-clock times read as UTC, the zone the golden file and
-// the expected records are written in, whatever zone the test machine has.
+// pinLocalZone makes wall-clock times (sacct's, qstat's) read as UTC, the zone the golden
+// files and the expected records are written in, whatever zone the test machine has.
 func pinLocalZone() { time.Local = time.UTC }
 
-func loadParseCases(t *testing.T) []parseCase {
+// loadParseCases returns the parse cases of scheduler in files, in file order.
+func loadParseCases(t *testing.T, scheduler string, files []string, minCases int) []parseCase {
 	t.Helper()
 	var out []parseCase
-	for _, path := range caseFiles {
+	for _, path := range files {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -57,56 +68,73 @@ func loadParseCases(t *testing.T) []parseCase {
 			t.Fatalf("%s: %v", path, err)
 		}
 		for _, c := range cases {
-			if c.Scheduler == "slurm" && (c.Kind == "" || c.Kind == "parse") {
+			if c.Scheduler == scheduler && (c.Kind == "" || c.Kind == "parse") {
 				out = append(out, c)
 			}
 		}
 	}
-	if len(out) < 12 {
-		t.Fatalf("only %d slurm parse cases found", len(out))
+	if len(out) < minCases {
+		t.Fatalf("only %d %s parse cases found", len(out), scheduler)
 	}
 	return out
 }
 
-// TestParseCases runs `qmd parse` through Run over every slurm parse case, with the
-// command's outputs in files as run-cases passes them, compares each output with the
-// case's expected records, and the whole transcript with testdata/parse-slurm.golden.
+// TestParseCases runs `qmd parse` through Run over every parse case of every scheduler,
+// with the command's outputs in files as run-cases passes them, compares each output with
+// the case's expected records, and each scheduler's whole transcript with its golden file
+// in testdata.
 func TestParseCases(t *testing.T) {
 	pinLocalZone()
 	dir := t.TempDir()
-	var transcript bytes.Buffer
-	for _, c := range loadParseCases(t) {
-		stdout := []byte(c.Stdout)
-		if c.StdoutB64 != nil {
-			var err error
-			if stdout, err = base64.StdEncoding.DecodeString(*c.StdoutB64); err != nil {
-				t.Fatalf("%s: %v", c.ID, err)
+	for _, suite := range parseSuites {
+		t.Run(suite.scheduler, func(t *testing.T) {
+			var transcript bytes.Buffer
+			for _, c := range loadParseCases(t, suite.scheduler, suite.files, suite.minCases) {
+				out, ok := runParseCase(t, dir, c)
+				if !ok {
+					continue
+				}
+				if err := compareExpected(out, c.Expected); err != nil {
+					t.Errorf("%s (%s): %v", c.ID, c.Title, err)
+				}
+				fmt.Fprintf(&transcript,
+					"# %s: qmd parse --scheduler %s --command %s --exit-code %d\n%s",
+					c.ID, c.Scheduler, c.Command, c.ExitCode, out)
 			}
-		}
-		outPath := filepath.Join(dir, c.ID+".stdout")
-		errPath := filepath.Join(dir, c.ID+".stderr")
-		if err := os.WriteFile(outPath, stdout, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(errPath, []byte(c.Stderr), 0o600); err != nil {
-			t.Fatal(err)
-		}
-
-		args := []string{"parse", "--scheduler", c.Scheduler, "--command", c.Command,
-			"--exit-code", strconv.Itoa(c.ExitCode), "--stderr", errPath, outPath}
-		var out, errOut bytes.Buffer
-		err := Run(context.Background(), args, &out, &errOut)
-		if err != nil || errOut.Len() > 0 {
-			t.Errorf("%s: %v, stderr %q", c.ID, err, errOut.String())
-			continue
-		}
-		if err := compareExpected(out.Bytes(), c.Expected); err != nil {
-			t.Errorf("%s (%s): %v", c.ID, c.Title, err)
-		}
-		fmt.Fprintf(&transcript, "# %s: qmd parse --scheduler %s --command %s --exit-code %d\n%s",
-			c.ID, c.Scheduler, c.Command, c.ExitCode, out.Bytes())
+			golden(t, suite.golden, transcript.Bytes())
+		})
 	}
-	golden(t, "parse-slurm.golden", transcript.Bytes())
+}
+
+// runParseCase writes a case's outputs to files and runs `qmd parse` on them as run-cases
+// does; it returns what was printed, and false after reporting a failure.
+func runParseCase(t *testing.T, dir string, c parseCase) ([]byte, bool) {
+	t.Helper()
+	stdout := []byte(c.Stdout)
+	if c.StdoutB64 != nil {
+		var err error
+		if stdout, err = base64.StdEncoding.DecodeString(*c.StdoutB64); err != nil {
+			t.Fatalf("%s: %v", c.ID, err)
+		}
+	}
+	outPath := filepath.Join(dir, c.ID+".stdout")
+	errPath := filepath.Join(dir, c.ID+".stderr")
+	if err := os.WriteFile(outPath, stdout, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(errPath, []byte(c.Stderr), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	args := []string{"parse", "--scheduler", c.Scheduler, "--command", c.Command,
+		"--exit-code", strconv.Itoa(c.ExitCode), "--stderr", errPath, outPath}
+	var out, errOut bytes.Buffer
+	err := Run(context.Background(), args, &out, &errOut)
+	if err != nil || errOut.Len() > 0 {
+		t.Errorf("%s: %v, stderr %q", c.ID, err, errOut.String())
+		return nil, false
+	}
+	return out.Bytes(), true
 }
 
 // compareExpected reads JSON lines and compares them with expected records as run-cases
@@ -222,12 +250,13 @@ func TestParseUsage(t *testing.T) {
 	}{
 		{[]string{}, 2, "qmd parse: --scheduler is required", true},
 		{[]string{"--command", "sacct"}, 2, "qmd parse: --scheduler is required", true},
-		{[]string{"--scheduler", "pbs", "--command", "qstat"}, 2,
-			"qmd parse: scheduler pbs: not supported yet", false},
-		{[]string{"--scheduler", "torque", "--command", "qsub"}, 2,
-			"qmd parse: scheduler torque: not supported yet", false},
+		{[]string{"--scheduler", "pbs"}, 2,
+			"qmd parse: --command is required (pbs: qsub, qstat, qdel)", true},
+		{[]string{"--scheduler", "torque", "--command", "sacct"}, 2,
+			`qmd parse: scheduler torque: no parser for command "sacct" ` +
+				"(known: qsub, qstat, qdel)", false},
 		{[]string{"--scheduler", "lsf", "--command", "bsub"}, 2,
-			`qmd parse: unknown scheduler "lsf" (known: slurm)`, false},
+			`qmd parse: unknown scheduler "lsf" (known: pbs, slurm, torque)`, false},
 		{[]string{"--scheduler", "slurm"}, 2,
 			"qmd parse: --command is required (slurm: sbatch, squeue, sacct, scancel)", true},
 		{[]string{"--scheduler", "slurm", "--command", "qstat"}, 2,
