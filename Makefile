@@ -38,9 +38,18 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Long fuzz runs, not in CI; make test replays the kept corpus in testdata/fuzz.
+FUZZ_TIME ?= 10m
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5m ./daemon/chem
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 5m ./daemon/nwchem
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME) ./daemon/chem
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME) ./daemon/nwchem
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSacct$$' -fuzztime $(FUZZ_TIME) ./scheduler/slurm
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSqueue$$' -fuzztime $(FUZZ_TIME) ./scheduler/slurm
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePBSJSON$$' -fuzztime $(FUZZ_TIME) \
+		-fuzzminimizetime 10s ./scheduler/pbs
+	$(GO) test -run '^$$' -fuzz '^FuzzParseTorqueText$$' -fuzztime $(FUZZ_TIME) \
+		-fuzzminimizetime 10s ./scheduler/torque
+	$(GO) test -run '^$$' -fuzz '^FuzzQuote$$' -fuzztime $(FUZZ_TIME) ./scheduler/runner
 
 # Packages whose tests compare against golden files in testdata/ and take -update.
 GOLDEN_PKGS := $(shell grep -rl --include='*_test.go' '"update", false' daemon scheduler \
