@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"qmd/ctl/api"
 	"qmd/daemon/config"
 	"qmd/daemon/job"
 	"qmd/daemon/store"
@@ -257,5 +258,68 @@ func benchPollOneByOne(b *testing.B, cost time.Duration) {
 		if changed != benchActive/100 {
 			b.Fatalf("%d jobs changed, want %d", changed, benchActive/100)
 		}
+	}
+}
+
+// sbatchCanned answers sbatch with a fresh id at once, so BenchmarkDispatch200 measures
+// what qmd itself spends per submission.
+type sbatchCanned struct {
+	mu   sync.Mutex
+	next int
+}
+
+func (s *sbatchCanned) Run(ctx context.Context, cmd runner.Command) (runner.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cmd.Argv[0] != "sbatch" {
+		return runner.Result{}, nil
+	}
+	s.next++
+	return runner.Result{Stdout: []byte(strconv.Itoa(s.next) + "\n")}, nil
+}
+
+// BenchmarkDispatch200 is qmd's own cost of handing 200 queued jobs to Slurm: claim,
+// sbatch (answered at once), record. Compare it with the cost of one real sbatch.
+func BenchmarkDispatch200(b *testing.B) {
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		text := fmt.Sprintf("state_dir = %q\nsocket = %q\ndefault_cluster = \"hpc\"\n"+
+			"[clusters.hpc]\nscheduler = \"slurm\"\n", dir, filepath.Join(dir, "s"))
+		cfg, err := config.Parse(text, dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		os.MkdirAll(cfg.JobsDir(), 0o750)
+		st, err := store.Open(ctx, cfg.DBPath())
+		if err != nil {
+			b.Fatal(err)
+		}
+		tmpl, _ := templates.New("")
+		be := slurm.New(slurm.Options{Runner: &sbatchCanned{}, Location: time.UTC})
+		m, err := New(Options{Config: cfg, Store: st, Templates: tmpl,
+			Schedulers: map[string]scheduler.Scheduler{"hpc": be}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		xyz := "3\nwater\nO 0 0 0.1173\nH 0 0.7572 -0.4692\nH 0 -0.7572 -0.4692\n"
+		for range 200 {
+			if _, err := m.Submit(ctx, 1000, api.SubmitRequest{Content: xyz,
+				Filename: "w.xyz", Solvent: "gas"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		if err := m.dispatch(ctx, m.clusters["hpc"]); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		n, _ := st.List(ctx, store.Filter{States: []job.State{job.Pending}})
+		if len(n) != 200 {
+			b.Fatalf("%d pending, want 200", len(n))
+		}
+		st.Close()
+		b.StartTimer()
 	}
 }
