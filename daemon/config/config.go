@@ -106,7 +106,9 @@ type Cluster struct {
 	LostAfter Duration `toml:"lost_after"`
 	// SubmitTimeout and QueryTimeout bound each submission and each status query.
 	SubmitTimeout Duration `toml:"submit_timeout"`
-	QueryTimeout  Duration `toml:"query_timeout"`
+	// SubmitConcurrency is how many submissions may wait for the scheduler at once.
+	SubmitConcurrency int      `toml:"submit_concurrency"`
+	QueryTimeout      Duration `toml:"query_timeout"`
 
 	// Batch settings (slurm). Each value must look like a scheduler name: letters,
 	// digits, '_', '-', '.', '+'; empty leaves it to the site's defaults.
@@ -185,13 +187,14 @@ func DefaultCluster(scheduler string) *Cluster {
 		PollInterval:   Duration{2 * time.Second},
 		CommandTimeout: Duration{60 * time.Second},
 
-		PollIntervalMax: Duration{60 * time.Second},
-		PollBudget:      60,
-		LostAfter:       Duration{10 * time.Minute},
-		SubmitTimeout:   Duration{60 * time.Second},
-		QueryTimeout:    Duration{30 * time.Second},
-		TimeLimit:       Duration{24 * time.Hour},
-		RunAs:           "service",
+		PollIntervalMax:   Duration{60 * time.Second},
+		PollBudget:        60,
+		LostAfter:         Duration{10 * time.Minute},
+		SubmitTimeout:     Duration{60 * time.Second},
+		SubmitConcurrency: 2,
+		QueryTimeout:      Duration{30 * time.Second},
+		TimeLimit:         Duration{24 * time.Hour},
+		RunAs:             "service",
 
 		Port:              22,
 		MaxSessions:       8,
@@ -382,6 +385,10 @@ func (c *Config) Validate() error {
 		}
 		if cl.LostAfter.Duration < time.Minute {
 			bad(key+".lost_after", "must be at least 1m, got %s", cl.LostAfter)
+		}
+		if cl.SubmitConcurrency < 1 || cl.SubmitConcurrency > 16 {
+			bad(key+".submit_concurrency", "must be between 1 and 16, got %d",
+				cl.SubmitConcurrency)
 		}
 		if cl.SubmitTimeout.Duration <= 0 {
 			bad(key+".submit_timeout", "must be positive")

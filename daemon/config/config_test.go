@@ -118,7 +118,7 @@ func TestExampleConfigIsValidAndComplete(t *testing.T) {
 		"poll_interval", "command_timeout", "poll_interval_max", "poll_budget", "lost_after",
 		"submit_timeout", "query_timeout", "time_limit", "partition", "account", "qos", "run_as", "owner_root", "host", "port",
 		"user", "identity_file", "use_agent", "known_hosts", "max_sessions", "connect_timeout",
-		"keepalive_interval", "remote_root", "shared_fs"} {
+		"keepalive_interval", "remote_root", "shared_fs", "submit_concurrency"} {
 		if !strings.Contains(string(raw), key+" =") {
 			t.Errorf("etc/qmd.toml does not show %s", key)
 		}

@@ -544,27 +544,54 @@ func (m *Manager) dispatchBatch(ctx context.Context, c *cluster, batch []job.Job
 		m.log.Error("claim queued jobs", "cluster", c.name, "err", err)
 		return false
 	}
-	var results []store.Change
-	var subs []scheduler.Submission
-	answered := true
+	// Up to submit_concurrency submissions are in flight at once: sbatch spends most of
+	// its time waiting for the controller, which serves several at a time. Once one gets
+	// no answer, no new one starts.
+	type outcome struct {
+		ch  store.Change
+		sub scheduler.Submission
+		ok  bool
+	}
+	outs := make([]*outcome, len(batch))
+	conc := max(c.cfg.SubmitConcurrency, 1)
+	if c.cfg.Scheduler == "local" {
+		conc = 1 // the local queue is first in, first out: hand jobs over in order
+	}
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	var stopped atomic.Bool
 	for i, j := range batch {
 		if errs[i] != nil {
 			m.log.Warn("claim queued job", "job", j.ID, "err", errs[i])
 			continue
 		}
 		j.State = job.Submitting
-		if !answered {
+		sem <- struct{}{}
+		if stopped.Load() {
 			// Claimed but not tried: settle submits it once the scheduler answers.
+			<-sem
 			continue
 		}
-		ch, sub, ok := m.submitOne(ctx, c, j)
-		if !ok {
-			answered = false
-			continue
-		}
-		results = append(results, ch)
-		subs = append(subs, sub)
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ch, sub, ok := m.submitOne(ctx, c, j)
+			if !ok {
+				stopped.Store(true)
+			}
+			outs[i] = &outcome{ch, sub, ok}
+		}()
 	}
+	wg.Wait()
+	var results []store.Change
+	var subs []scheduler.Submission
+	for _, o := range outs {
+		if o != nil && o.ok {
+			results = append(results, o.ch)
+			subs = append(subs, o.sub)
+		}
+	}
+	answered := !stopped.Load()
 	m.recordSubmissions(ctx, c, results, subs)
 	return answered
 }
