@@ -48,6 +48,9 @@ var shipped = []Reference{
 	{Preset: PresetProduction, Solvent: SolventGas, Method: MethodTMS,
 		TMSH: 31.8174, TMSC: 182.4468, Level: levelProductionGas,
 		Source: sourceTMSProductionOwn},
+	{Preset: PresetProduction, Solvent: SolventDMSO, Method: MethodTMS,
+		TMSH: 31.7812, TMSC: 183.4046, Level: levelProductionDMSO,
+		Source: sourceTMSProductionOwn},
 
 	// Linear scaling (δ = slope·σ + intercept), fitted at the production level only.
 	{Preset: PresetProduction, Solvent: SolventCHCl3, Method: MethodLinear,
