@@ -16,7 +16,9 @@ import (
 
 	"qmd/daemon/api"
 	"qmd/daemon/config"
+	"qmd/daemon/job"
 	"qmd/daemon/manager"
+	"qmd/daemon/metrics"
 	"qmd/daemon/store"
 	"qmd/templates"
 )
@@ -40,8 +42,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	mtr := metrics.New(Version)
+	mtr.Jobs(cfg.ClusterNames(), st.CountByState)
+	st.OnMove = func(from, to job.State) {
+		mtr.Transitions.WithLabelValues(string(from), string(to)).Inc()
+	}
 	m, err := manager.New(manager.Options{
 		Config: cfg, Store: st, Templates: tmpl, Logger: log, Software: "NWChem",
+		Metrics: mtr,
 	})
 	if err != nil {
 		return err
@@ -65,8 +73,28 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
+	var metricsLn net.Listener
+	if cfg.MetricsListen != "" {
+		// Listen before reporting ready, so a taken port is an error at start, not a
+		// silent gap in the dashboards.
+		metricsLn, err = net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+	}
+
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	if metricsLn != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := mtr.ServeListener(runCtx, metricsLn); err != nil {
+				log.Error("metrics server", "err", err)
+			}
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

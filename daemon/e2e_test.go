@@ -104,8 +104,12 @@ func newEnv(t *testing.T, extra string) *env {
 	os.Chmod(dir, 0o755)
 	e := &env{t: t, dir: dir, cfg: filepath.Join(dir, "qmd.toml"), socket: filepath.Join(dir, "qmd.sock"),
 		qmd: qmd, qmctl: qmctl}
-	conf := fmt.Sprintf("state_dir = %q\nsocket = %q\nlog_level = \"debug\"\n%s",
-		filepath.Join(dir, "state"), e.socket, extra)
+	conf := fmt.Sprintf("state_dir = %q\nsocket = %q\nlog_level = \"debug\"\n",
+		filepath.Join(dir, "state"), e.socket)
+	if !strings.Contains(extra, "metrics_listen") {
+		conf += "metrics_listen = \"\"\n" // tests run one after another on one machine
+	}
+	conf += extra
 	if !strings.Contains(extra, "[clusters.") {
 		conf += "\n[clusters.local]\nslots = 2\ncancel_grace = \"3s\"\npoll_interval = \"500ms\"\n"
 	}

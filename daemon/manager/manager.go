@@ -23,6 +23,7 @@ import (
 
 	"qmd/daemon/config"
 	"qmd/daemon/job"
+	"qmd/daemon/metrics"
 	"qmd/daemon/store"
 	"qmd/scheduler"
 	"qmd/scheduler/local"
@@ -43,6 +44,8 @@ type Manager struct {
 	software string
 	clusters map[string]*cluster
 	draining atomic.Bool
+
+	metrics *metrics.Metrics
 
 	ownersMu sync.Mutex
 	owners   map[int]ownerInfo
@@ -127,6 +130,8 @@ type Options struct {
 	Software string
 	// Schedulers overrides the scheduler of named clusters (tests use a fake).
 	Schedulers map[string]scheduler.Scheduler
+	// Metrics, if set, is told about scheduler commands, health and SSH connections.
+	Metrics *metrics.Metrics
 }
 
 // New builds the manager and one scheduler per cluster.
@@ -140,6 +145,7 @@ func New(o Options) (*Manager, error) {
 	m := &Manager{
 		cfg: o.Config, st: o.Store, tmpl: o.Templates, run: o.Runner, log: o.Logger,
 		software: o.Software, clusters: map[string]*cluster{}, Now: time.Now,
+		metrics: o.Metrics,
 	}
 	for _, name := range o.Config.ClusterNames() {
 		cc := o.Config.Clusters[name]
@@ -176,6 +182,12 @@ func New(o Options) (*Manager, error) {
 					if !cc.SharedFS {
 						c.stager = &stage.Stager{C: r}
 					}
+					if o.Metrics != nil {
+						o.Metrics.SSH(name, r.OpenConnections, r.Dials)
+					}
+				}
+				if o.Metrics != nil {
+					run = o.Metrics.Runner(name, run)
 				}
 				c.sched = slurm.New(slurm.Options{
 					Runner:        run,
@@ -486,6 +498,14 @@ func (m *Manager) takeBudget(c *cluster) bool {
 
 // setHealth records whether the scheduler answered, logging only when that changes.
 func (m *Manager) setHealth(c *cluster, ok bool, err error) {
+	if m.metrics != nil {
+		v := 0.0
+		if ok {
+			v = 1
+			m.metrics.LastPollOK.WithLabelValues(c.name).SetToCurrentTime()
+		}
+		m.metrics.PollSuccess.WithLabelValues(c.name).Set(v)
+	}
 	c.mu.Lock()
 	was := !c.unhealthy
 	c.unhealthy = !ok

@@ -97,6 +97,13 @@ func (s *Store) Apply(ctx context.Context, changes []Change) ([]error, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("apply changes: commit: %w", err)
 	}
+	if s.OnMove != nil {
+		for i, c := range changes {
+			if errs[i] == nil && c.From != c.To {
+				s.OnMove(c.From, c.To)
+			}
+		}
+	}
 	return errs, nil
 }
 

@@ -393,6 +393,9 @@ func (s *Store) Transition(ctx context.Context, id string, from, to job.State, r
 	if err := tx.Commit(); err != nil {
 		return job.Job{}, fmt.Errorf("transition job %s: commit: %w", id, err)
 	}
+	if s.OnMove != nil {
+		s.OnMove(from, to)
+	}
 	return j, nil
 }
 

@@ -7,6 +7,8 @@
 package store
 
 import (
+	"qmd/daemon/job"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -49,6 +51,10 @@ type Store struct {
 	// Tests replace it to get deterministic times; it must be set before the Store is
 	// shared between goroutines. Its result is converted to UTC.
 	Now func() time.Time
+
+	// OnMove, if set, is called after each committed state transition (metrics count
+	// them here, where every path that moves a job passes). Set it before sharing.
+	OnMove func(from, to job.State)
 }
 
 // Pragmas passed to every connection. Synchronous must be FULL: in WAL mode the driver
