@@ -17,7 +17,7 @@ import (
 	"qmd/scheduler/runner"
 )
 
-//go:embed nwchem local slurm
+//go:embed nwchem local slurm pbs
 var embedded embed.FS
 
 // Names of the templates qmd renders.
@@ -25,6 +25,7 @@ const (
 	NWChemNMR   = "nwchem/nmr.nw.tmpl"
 	LocalScript = "local/job.sh.tmpl"
 	SlurmScript = "slurm/job.sh.tmpl"
+	PBSScript   = "pbs/job.sh.tmpl" // PBS Pro and Torque
 )
 
 // Set is the embedded templates with an optional override directory on top.

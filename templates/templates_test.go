@@ -209,9 +209,9 @@ func TestRenderErrors(t *testing.T) {
 		},
 		{
 			name:    "unknown template",
-			tmpl:    "pbs/job.sh.tmpl",
+			tmpl:    "sge/job.sh.tmpl",
 			data:    sampleScript,
-			wantErr: "pbs/job.sh.tmpl",
+			wantErr: "sge/job.sh.tmpl",
 		},
 		{
 			name:    "unreadable override is not skipped",

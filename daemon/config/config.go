@@ -146,7 +146,7 @@ type Cluster struct {
 
 // Known values.
 var (
-	Schedulers = []string{"local", "slurm"}
+	Schedulers = []string{"local", "slurm", "pbs", "torque"}
 	Transports = []string{"local", "ssh"}
 )
 
@@ -201,7 +201,7 @@ func DefaultCluster(scheduler string) *Cluster {
 		ConnectTimeout:    Duration{15 * time.Second},
 		KeepaliveInterval: Duration{15 * time.Second},
 	}
-	if scheduler == "slurm" {
+	if scheduler != "local" {
 		c.PollInterval = Duration{10 * time.Second}
 		c.PollIntervalMax = Duration{2 * time.Minute}
 		c.Slots = 1

@@ -26,7 +26,7 @@ func (m *Manager) finish(ctx context.Context, c *cluster, j job.Job) {
 	if c.stager != nil && !m.fetch(ctx, c, j) {
 		return
 	}
-	res, version, fail := m.evaluate(dir, j)
+	res, version, fail, kind := m.evaluate(dir, j)
 	if version != "" {
 		sw := "NWChem " + version
 		if err := m.st.Update(ctx, j.ID, store.Update{Software: &sw}); err != nil {
@@ -41,6 +41,10 @@ func (m *Manager) finish(ctx context.Context, c *cluster, j job.Job) {
 			return
 		}
 		m.log.Info("job failed", "job", j.ID, "cluster", c.name, "reason", firstLine(summary))
+		m.countOutcome(c, job.Failed, kind)
+		if m.metrics != nil {
+			m.metrics.ParseFailures.WithLabelValues(kind).Inc()
+		}
 		m.forget(c, j.ID)
 		return
 	}
@@ -63,6 +67,7 @@ func (m *Manager) finish(ctx context.Context, c *cluster, j job.Job) {
 		m.log.Warn("remove scratch", "job", j.ID, "err", err)
 	}
 	m.log.Info("job completed", "job", j.ID, "cluster", c.name)
+	m.countOutcome(c, job.Completed, "ok")
 	m.forget(c, j.ID)
 }
 
@@ -91,30 +96,32 @@ func (m *Manager) fetch(ctx context.Context, c *cluster, j job.Job) bool {
 	if _, terr := m.st.Transition(ctx, j.ID, job.Completing, job.Failed, firstLine(msg),
 		store.Update{Error: &msg}); terr != nil {
 		m.log.Error("record failed job", "job", j.ID, "err", terr)
+	} else {
+		m.countOutcome(c, job.Failed, "staging")
 	}
 	return false
 }
 
 // evaluate parses a job's output and builds its result; a non-empty fail is the failure
 // (summary line, blank line, excerpt). version is NWChem's, when the output names it.
-func (m *Manager) evaluate(dir string, j job.Job) (res api.Result, version, fail string) {
+func (m *Manager) evaluate(dir string, j job.Job) (res api.Result, version, fail, kind string) {
 	var molRec moleculeRecord
 	b, err := os.ReadFile(filepath.Join(dir, MoleculeFile))
 	if err != nil {
-		return api.Result{}, version, "job directory damaged: " + err.Error()
+		return api.Result{}, version, "job directory damaged: " + err.Error(), "damaged"
 	}
 	if err := json.Unmarshal(b, &molRec); err != nil {
-		return api.Result{}, version, "job directory damaged: read molecule: " + err.Error()
+		return api.Result{}, version, "job directory damaged: read molecule: " + err.Error(), "damaged"
 	}
 
 	stdout, err := os.ReadFile(filepath.Join(dir, OutputFile))
 	if err != nil {
-		return api.Result{}, version, "NWChem wrote no output: " + err.Error()
+		return api.Result{}, version, "NWChem wrote no output: " + err.Error(), "no_output"
 	}
 	stderr, _ := os.ReadFile(filepath.Join(dir, StderrFile))
 	out, err := nwchem.Parse(bytes.NewReader(stdout))
 	if err != nil {
-		return api.Result{}, version, "cannot read NWChem output: " + err.Error()
+		return api.Result{}, version, "cannot read NWChem output: " + err.Error(), "unreadable_output"
 	}
 	version = out.Version
 
@@ -130,12 +137,12 @@ func (m *Manager) evaluate(dir string, j job.Job) (res api.Result, version, fail
 		if f.Excerpt != "" {
 			msg += "\n\n" + f.Excerpt
 		}
-		return api.Result{}, version, msg
+		return api.Result{}, version, msg, string(f.Kind)
 	}
 
 	ref, err := shifts.For(j.Preset, j.Solvent)
 	if err != nil {
-		return api.Result{}, version, "no shift reference: " + err.Error()
+		return api.Result{}, version, "no shift reference: " + err.Error(), "no_reference"
 	}
 	elements := make([]string, len(out.Shieldings))
 	sigma := make([]float64, len(out.Shieldings))
@@ -152,7 +159,7 @@ func (m *Manager) evaluate(dir string, j job.Job) (res api.Result, version, fail
 		res.Shifts[i] = api.Shift{Atom: a.Atom, Element: a.Element, Shielding: a.Shielding,
 			Shift: a.Shift, BondedTo: a.BondedTo, Group: a.Group}
 	}
-	return res, version, ""
+	return res, version, "", ""
 }
 
 func firstLine(s string) string {
@@ -206,6 +213,7 @@ func (m *Manager) cancel(ctx context.Context, id, reason string) (job.Job, error
 			reason, store.Update{EndedAt: &now})
 		if err == nil {
 			if c != nil {
+				m.countOutcome(c, job.Cancelled, "user")
 				m.forget(c, id)
 			}
 			return nj, nil

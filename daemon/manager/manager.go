@@ -27,10 +27,12 @@ import (
 	"qmd/daemon/store"
 	"qmd/scheduler"
 	"qmd/scheduler/local"
+	"qmd/scheduler/pbs"
 	"qmd/scheduler/runner"
 	"qmd/scheduler/runner/sshrunner"
 	"qmd/scheduler/slurm"
 	"qmd/scheduler/stage"
+	"qmd/scheduler/torque"
 	"qmd/templates"
 )
 
@@ -102,6 +104,29 @@ func (m *Manager) backoff(c *cluster, id string) time.Duration {
 	return wait
 }
 
+// countSubmission records a submission's outcome in the metrics.
+func (m *Manager) countSubmission(c *cluster, err error) {
+	if m.metrics == nil {
+		return
+	}
+	outcome := "accepted"
+	switch {
+	case errors.Is(err, scheduler.ErrRejected):
+		outcome = "refused"
+	case err != nil:
+		outcome = "no_answer"
+	}
+	m.metrics.Submissions.WithLabelValues(c.name, outcome).Inc()
+}
+
+// countOutcome records a job reaching a final state; reason comes from a fixed set (a
+// failure kind, "ok", "scheduler", "user" ...), never free text.
+func (m *Manager) countOutcome(c *cluster, to job.State, reason string) {
+	if m.metrics != nil && to.Terminal() {
+		m.metrics.Outcomes.WithLabelValues(c.name, string(to), reason).Inc()
+	}
+}
+
 // Healthy reports whether the cluster's scheduler answered its last poll.
 func (m *Manager) Healthy(cluster string) bool {
 	c, ok := m.clusters[cluster]
@@ -163,39 +188,32 @@ func New(o Options) (*Manager, error) {
 					Logger:      o.Logger.With("cluster", name),
 					Notify:      func() { m.kick(name) },
 				})
-			case "slurm":
-				run := o.Runner
-				if cc.Transport == "ssh" {
-					r, err := sshrunner.New(sshrunner.Config{
-						Host: cc.Host, Port: cc.Port, User: cc.User,
-						IdentityFile: cc.IdentityFile, UseAgent: cc.UseAgent,
-						KnownHosts: cc.KnownHosts, MaxSessions: cc.MaxSessions,
-						ConnectTimeout:    cc.ConnectTimeout.Duration,
-						CommandTimeout:    cc.QueryTimeout.Duration,
-						KeepaliveInterval: cc.KeepaliveInterval.Duration,
-						Logger:            o.Logger.With("cluster", name),
+			case "slurm", "pbs", "torque":
+				run, err := m.clusterRunner(c, o)
+				if err != nil {
+					return nil, err
+				}
+				log := o.Logger.With("cluster", name)
+				switch cc.Scheduler {
+				case "slurm":
+					c.sched = slurm.New(slurm.Options{
+						Runner: run, Logger: log, ExitFile: local.ExitFile,
+						SubmitTimeout: cc.SubmitTimeout.Duration,
+						QueryTimeout:  cc.QueryTimeout.Duration,
 					})
-					if err != nil {
-						return nil, fmt.Errorf("cluster %s: %w", name, err)
-					}
-					c.ssh, run = r, r
-					if !cc.SharedFS {
-						c.stager = &stage.Stager{C: r}
-					}
-					if o.Metrics != nil {
-						o.Metrics.SSH(name, r.OpenConnections, r.Dials)
-					}
+				case "pbs":
+					c.sched = pbs.New(pbs.Options{
+						Runner: run, Logger: log, ExitFile: local.ExitFile,
+						SubmitTimeout: cc.SubmitTimeout.Duration,
+						QueryTimeout:  cc.QueryTimeout.Duration,
+					})
+				case "torque":
+					c.sched = torque.New(torque.Options{
+						Runner: run, Logger: log, ExitFile: local.ExitFile,
+						SubmitTimeout: cc.SubmitTimeout.Duration,
+						QueryTimeout:  cc.QueryTimeout.Duration,
+					})
 				}
-				if o.Metrics != nil {
-					run = o.Metrics.Runner(name, run)
-				}
-				c.sched = slurm.New(slurm.Options{
-					Runner:        run,
-					Logger:        o.Logger.With("cluster", name),
-					SubmitTimeout: cc.SubmitTimeout.Duration,
-					QueryTimeout:  cc.QueryTimeout.Duration,
-					ExitFile:      local.ExitFile,
-				})
 			default:
 				return nil, fmt.Errorf("cluster %s: scheduler %q is not available", name, cc.Scheduler)
 			}
@@ -289,6 +307,39 @@ func (m *Manager) jobDir(j job.Job) string {
 		return filepath.Join(c.cfg.OwnerRoot, ".unknown-uid-"+strconv.Itoa(j.OwnerUID), j.ID)
 	}
 	return filepath.Join(m.cfg.JobsDir(), j.ID)
+}
+
+// clusterRunner is the command runner of a batch cluster: local exec, or one SSH
+// connection (which also stages job directories unless the cluster shares state_dir),
+// with metrics around either.
+func (m *Manager) clusterRunner(c *cluster, o Options) (runner.Runner, error) {
+	cc := c.cfg
+	run := o.Runner
+	if cc.Transport == "ssh" {
+		r, err := sshrunner.New(sshrunner.Config{
+			Host: cc.Host, Port: cc.Port, User: cc.User,
+			IdentityFile: cc.IdentityFile, UseAgent: cc.UseAgent,
+			KnownHosts: cc.KnownHosts, MaxSessions: cc.MaxSessions,
+			ConnectTimeout:    cc.ConnectTimeout.Duration,
+			CommandTimeout:    cc.QueryTimeout.Duration,
+			KeepaliveInterval: cc.KeepaliveInterval.Duration,
+			Logger:            o.Logger.With("cluster", c.name),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", c.name, err)
+		}
+		c.ssh, run = r, r
+		if !cc.SharedFS {
+			c.stager = &stage.Stager{C: r}
+		}
+		if o.Metrics != nil {
+			o.Metrics.SSH(c.name, r.OpenConnections, r.Dials)
+		}
+	}
+	if o.Metrics != nil {
+		run = o.Metrics.Runner(c.name, run)
+	}
+	return run, nil
 }
 
 // schedDir is the job directory as the scheduler sees it: the staged copy under
@@ -663,7 +714,13 @@ func (m *Manager) settle(ctx context.Context, c *cluster) error {
 			c.mu.Lock()
 			delete(c.retry, j.ID)
 			c.mu.Unlock()
+			if m.metrics != nil {
+				m.metrics.Reconciliations.WithLabelValues(c.name, "adopted").Inc()
+			}
 			continue
+		}
+		if m.metrics != nil {
+			m.metrics.Reconciliations.WithLabelValues(c.name, "resubmitted").Inc()
 		}
 		if !m.submit(ctx, c, j) {
 			return nil
@@ -692,6 +749,7 @@ func (m *Manager) submitOne(ctx context.Context, c *cluster, j job.Job) (store.C
 			Owner: m.ownerCred(j),
 		})
 	}
+	m.countSubmission(c, err)
 	if err != nil && !errors.Is(err, scheduler.ErrRejected) {
 		wait := m.backoff(c, j.ID)
 		m.log.Warn("submit; will look the job up by its tag and retry", "job", j.ID,
@@ -878,6 +936,16 @@ func (m *Manager) observe(c *cluster, j job.Job, st scheduler.Status) (store.Cha
 			SchedulerID: u.SchedulerID, SchedMeta: u.SchedMeta, SchedReason: u.SchedReason,
 		}}, true
 	}
+	if m.metrics != nil {
+		now := time.Now()
+		if st.State == job.Running && j.State == job.Pending && j.SubmittedAt != nil {
+			m.metrics.QueueWait.WithLabelValues(c.name).Observe(now.Sub(*j.SubmittedAt).Seconds())
+		}
+		if j.State == job.Running && st.State != job.Suspended && st.State != job.Pending &&
+			j.StartedAt != nil {
+			m.metrics.RunTime.WithLabelValues(c.name).Observe(now.Sub(*j.StartedAt).Seconds())
+		}
+	}
 	if j.StartedAt != nil {
 		u.StartedAt = nil
 	}
@@ -916,6 +984,14 @@ func (m *Manager) applyChanges(ctx context.Context, c *cluster, changes []store.
 		moved++
 		m.log.Info("job state", "job", ch.ID, "cluster", c.name, "from", ch.From, "to", ch.To)
 		if ch.To.Terminal() {
+			reason := "scheduler"
+			switch {
+			case ch.To == job.Lost:
+				reason = "lost"
+			case ch.From == job.Submitting && ch.To == job.Failed:
+				reason = "refused"
+			}
+			m.countOutcome(c, ch.To, reason)
 			m.forget(c, ch.ID)
 		}
 	}

@@ -430,8 +430,11 @@ const jobMemoryOverheadMB = 512
 
 // scriptTemplate is the batch script template of the cluster's scheduler.
 func (c *cluster) scriptTemplate() string {
-	if c.cfg.Scheduler == "slurm" {
+	switch c.cfg.Scheduler {
+	case "slurm":
 		return templates.SlurmScript
+	case "pbs", "torque":
+		return templates.PBSScript
 	}
 	return templates.LocalScript
 }

@@ -27,7 +27,19 @@ type Metrics struct {
 	CommandErrors   *prometheus.CounterVec
 	PollSuccess     *prometheus.GaugeVec
 	LastPollOK      *prometheus.GaugeVec
+
+	Outcomes        *prometheus.CounterVec
+	QueueWait       *prometheus.HistogramVec
+	RunTime         *prometheus.HistogramVec
+	Submissions     *prometheus.CounterVec
+	Reconciliations *prometheus.CounterVec
+	ParseFailures   *prometheus.CounterVec
 }
+
+// jobBuckets span NMR jobs from a minute (a draft run of water) to two days (a production
+// run of a large molecule waiting behind a full queue).
+var jobBuckets = []float64{10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400,
+	28800, 57600, 86400, 172800}
 
 // New registers every metric on a fresh registry, with the Go and process collectors.
 func New(version string) *Metrics {
@@ -60,6 +72,32 @@ func New(version string) *Metrics {
 			Help: "Unix time of the cluster's last successful poll.",
 		}, []string{"cluster"}),
 	}
+	m.Outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qmd_job_outcomes_total",
+		Help: "Jobs that reached a final state, by cluster, state and reason.",
+	}, []string{"cluster", "state", "reason"})
+	m.QueueWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "qmd_job_queue_wait_seconds", Buckets: jobBuckets,
+		Help: "Time from submission to the scheduler until the job started.",
+	}, []string{"cluster"})
+	m.RunTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "qmd_job_run_seconds", Buckets: jobBuckets,
+		Help: "Time from the job's start until its program ended.",
+	}, []string{"cluster"})
+	m.Submissions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qmd_submissions_total",
+		Help: "Submissions to the scheduler by outcome: accepted, refused, no_answer.",
+	}, []string{"cluster", "outcome"})
+	m.Reconciliations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qmd_reconciliations_total",
+		Help: "Jobs left in submitting that were looked up by their tag: adopted or resubmitted.",
+	}, []string{"cluster", "outcome"})
+	m.ParseFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "qmd_nwchem_failures_total",
+		Help: "NWChem runs that did not give shieldings, by failure kind.",
+	}, []string{"kind"})
+	reg.MustRegister(m.Outcomes, m.QueueWait, m.RunTime, m.Submissions, m.Reconciliations,
+		m.ParseFailures)
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "qmd_build_info",
 		Help: "Always 1; the version label says which qmd is running.",
