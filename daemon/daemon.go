@@ -19,6 +19,7 @@ import (
 	"qmd/daemon/job"
 	"qmd/daemon/manager"
 	"qmd/daemon/metrics"
+	"qmd/daemon/sdnotify"
 	"qmd/daemon/store"
 	"qmd/templates"
 )
@@ -26,9 +27,17 @@ import (
 // Version is stamped at build time with -ldflags "-X qmd/daemon.Version=...".
 var Version = "dev"
 
+// Options are what Run needs beyond the configuration.
+type Options struct {
+	// ConfigPath is re-read on each value from Reload (SIGHUP); an invalid file is
+	// logged and the running configuration kept.
+	ConfigPath string
+	Reload     <-chan os.Signal
+}
+
 // Run serves until ctx ends, then stops accepting requests, finishes writes in flight and
 // returns. Jobs keep running; the next start re-adopts them.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opt Options) error {
 	if err := os.MkdirAll(cfg.JobsDir(), 0o750); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
@@ -104,6 +113,24 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("qmd ready", "socket", cfg.Socket, "state_dir", cfg.StateDir, "version", Version,
 		"clusters", len(cfg.Clusters))
+	notify(log, sdnotify.Ready)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchdog(runCtx, m, log)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-opt.Reload:
+				reload(opt.ConfigPath, m, log)
+			}
+		}
+	}()
 
 	var runErr error
 	select {
@@ -113,6 +140,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 
 	log.Info("qmd stopping")
+	notify(log, sdnotify.Stopping)
 	m.Drain()
 	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.Duration)
 	defer cancel()
@@ -160,4 +188,57 @@ func Listen(path string, mode os.FileMode) (net.Listener, error) {
 		return nil, fmt.Errorf("set socket mode: %w", err)
 	}
 	return ln, nil
+}
+
+// notify tells systemd about a state change; failures are logged, never ignored.
+func notify(log *slog.Logger, msg string) {
+	if _, err := sdnotify.Send(msg); err != nil {
+		log.Warn("systemd notify", "msg", msg, "err", err)
+	}
+}
+
+// watchdog pings systemd at half the watchdog interval, but only while every cluster's
+// loop keeps finishing cycles: a wedged daemon stops pinging and gets restarted.
+func watchdog(ctx context.Context, m *manager.Manager, log *slog.Logger) {
+	every, err := sdnotify.WatchdogInterval()
+	if err != nil {
+		log.Warn("systemd watchdog", "err", err)
+		return
+	}
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if m.Alive() {
+				notify(log, sdnotify.Watchdog)
+			} else {
+				log.Error("a cluster loop has stopped turning; not feeding the watchdog")
+			}
+		}
+	}
+}
+
+// reload re-reads the configuration: valid intervals and limits apply at once, jobs are
+// untouched; an invalid file is logged and the running configuration kept.
+func reload(path string, m *manager.Manager, log *slog.Logger) {
+	if path == "" {
+		return
+	}
+	notify(log, sdnotify.Reloading)
+	defer notify(log, sdnotify.Ready)
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Error("reload: invalid configuration; keeping the running one", "err", err)
+		return
+	}
+	for _, s := range m.Reload(cfg) {
+		log.Warn("reload: not applied", "what", s)
+	}
+	log.Info("configuration reloaded", "path", path)
 }

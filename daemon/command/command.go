@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"qmd/daemon"
 	"qmd/daemon/config"
@@ -96,7 +98,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return daemon.Run(ctx, cfg, NewLogger(cfg, stderr))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return daemon.Run(ctx, cfg, NewLogger(cfg, stderr),
+		daemon.Options{ConfigPath: path, Reload: hup})
 }
 
 // NewLogger builds the daemon's logger from the config: JSON for journald or text.

@@ -171,7 +171,7 @@ func (h *harness) cycle(cluster string) {
 	}
 	// A cycle comes at least one poll interval after the last: back-offs measured on
 	// the manager's clock run out as they would between real cycles.
-	h.clock.add(c.cfg.PollIntervalMax.Duration)
+	h.clock.add(c.cfg().PollIntervalMax.Duration)
 	h.m.cycle(context.Background(), c, h.m.log)
 }
 

@@ -61,8 +61,9 @@ type Manager struct {
 }
 
 type cluster struct {
-	name  string
-	cfg   *config.Cluster
+	name string
+	// cfgp holds the cluster's settings; Reload swaps them while the loops read them.
+	cfgp  atomic.Pointer[config.Cluster]
 	sched scheduler.Scheduler
 	kick  chan struct{}
 
@@ -78,6 +79,10 @@ type cluster struct {
 
 	// retry holds the back-off of jobs whose submission got no answer.
 	retry map[string]retryState
+
+	// lastCycle is when the cluster's loop last finished a cycle (unix nanoseconds); the
+	// systemd watchdog is fed only while every loop keeps turning.
+	lastCycle atomic.Int64
 
 	// Poller state, owned by the cluster's loop goroutine.
 	unhealthy bool        // the last poll could not ask the scheduler
@@ -97,8 +102,8 @@ func (m *Manager) backoff(c *cluster, id string) time.Duration {
 	defer c.mu.Unlock()
 	r := c.retry[id]
 	r.attempts++
-	wait := c.cfg.PollInterval.Duration << min(r.attempts-1, 16)
-	wait = min(wait, c.cfg.PollIntervalMax.Duration)
+	wait := c.cfg().PollInterval.Duration << min(r.attempts-1, 16)
+	wait = min(wait, c.cfg().PollIntervalMax.Duration)
 	r.next = m.Now().Add(wait)
 	c.retry[id] = r
 	return wait
@@ -125,6 +130,56 @@ func (m *Manager) countOutcome(c *cluster, to job.State, reason string) {
 	if m.metrics != nil && to.Terminal() {
 		m.metrics.Outcomes.WithLabelValues(c.name, string(to), reason).Inc()
 	}
+}
+
+// Alive reports whether every cluster's loop finished a cycle within its longest poll
+// interval plus slack: a wedged loop (a hung command without deadline, a deadlock) stops
+// the watchdog pings, and systemd restarts qmd.
+func (m *Manager) Alive() bool {
+	now := time.Now().UnixNano()
+	for _, c := range m.clusters {
+		last := c.lastCycle.Load()
+		limit := 3*c.cfg().PollIntervalMax.Duration + time.Minute
+		if last != 0 && time.Duration(now-last) > limit {
+			return false
+		}
+	}
+	return true
+}
+
+// cfg is the cluster's current settings.
+func (c *cluster) cfg() *config.Cluster { return c.cfgp.Load() }
+
+// Reload applies a new configuration's intervals and limits to the running clusters.
+// Jobs are untouched. Adding or removing clusters, or changing a cluster's scheduler or
+// transport, takes a restart; the returned list names what was not applied.
+func (m *Manager) Reload(cfg *config.Config) []string {
+	var skipped []string
+	for _, name := range cfg.ClusterNames() {
+		if _, ok := m.clusters[name]; !ok {
+			skipped = append(skipped, "new cluster "+name+" (takes a restart)")
+		}
+	}
+	for name, c := range m.clusters {
+		nc, ok := cfg.Clusters[name]
+		if !ok {
+			skipped = append(skipped, "removed cluster "+name+" (takes a restart)")
+			continue
+		}
+		old := c.cfg()
+		if nc.Scheduler != old.Scheduler || nc.Transport != old.Transport ||
+			nc.Host != old.Host || nc.RunAs != old.RunAs {
+			skipped = append(skipped, "cluster "+name+": scheduler, transport, host or "+
+				"run_as changed (takes a restart)")
+			continue
+		}
+		c.cfgp.Store(nc)
+		if e, ok := c.sched.(interface{ SetSlots(int) }); ok {
+			e.SetSlots(nc.Slots)
+		}
+		m.kick(name)
+	}
+	return skipped
 }
 
 // Healthy reports whether the cluster's scheduler answered its last poll.
@@ -174,9 +229,10 @@ func New(o Options) (*Manager, error) {
 	}
 	for _, name := range o.Config.ClusterNames() {
 		cc := o.Config.Clusters[name]
-		c := &cluster{name: name, cfg: cc, kick: make(chan struct{}, 1), missing: map[string]time.Time{},
+		c := &cluster{name: name, kick: make(chan struct{}, 1), missing: map[string]time.Time{},
 			fetchFailures: map[string]int{},
 			retry:         map[string]retryState{}}
+		c.cfgp.Store(cc)
 		if s, ok := o.Schedulers[name]; ok {
 			c.sched = s
 		} else {
@@ -227,16 +283,16 @@ func (m *Manager) defaultCluster() *cluster { return m.clusters[m.cfg.DefaultClu
 
 // nwchemCommand is the NWChem command line of a cluster, under MPI when asked for.
 func (c *cluster) nwchemCommand() []string {
-	if c.cfg.MPIRanks <= 1 {
-		return slices.Clone(c.cfg.NWChem)
+	if c.cfg().MPIRanks <= 1 {
+		return slices.Clone(c.cfg().NWChem)
 	}
-	cmd := slices.Clone(c.cfg.MPIRun)
+	cmd := slices.Clone(c.cfg().MPIRun)
 	if os.Geteuid() == 0 && !slices.Contains(cmd, "--allow-run-as-root") {
 		// Open MPI refuses to start as root without it; qmd runs as root in containers.
 		cmd = append(cmd, "--allow-run-as-root")
 	}
-	cmd = append(cmd, "-np", strconv.Itoa(c.cfg.MPIRanks))
-	return append(cmd, c.cfg.NWChem...)
+	cmd = append(cmd, "-np", strconv.Itoa(c.cfg().MPIRanks))
+	return append(cmd, c.cfg().NWChem...)
 }
 
 func (m *Manager) kick(name string) {
@@ -298,13 +354,13 @@ func (m *Manager) handle(j job.Job) scheduler.Handle {
 // jobDir is where a job's files live: state_dir/jobs/ID, or, on a cluster that runs jobs
 // as their owners, owner_root/USER/ID.
 func (m *Manager) jobDir(j job.Job) string {
-	if c, ok := m.clusters[j.Cluster]; ok && c.cfg.RunAs == "owner" {
+	if c, ok := m.clusters[j.Cluster]; ok && c.cfg().RunAs == "owner" {
 		if u, err := m.owner(j.OwnerUID); err == nil {
-			return filepath.Join(c.cfg.OwnerRoot, u.Name, j.ID)
+			return filepath.Join(c.cfg().OwnerRoot, u.Name, j.ID)
 		}
 		// An owner that no longer resolves gets a path that cannot exist, so nothing
 		// is read from or written to another user's directory by mistake.
-		return filepath.Join(c.cfg.OwnerRoot, ".unknown-uid-"+strconv.Itoa(j.OwnerUID), j.ID)
+		return filepath.Join(c.cfg().OwnerRoot, ".unknown-uid-"+strconv.Itoa(j.OwnerUID), j.ID)
 	}
 	return filepath.Join(m.cfg.JobsDir(), j.ID)
 }
@@ -313,7 +369,7 @@ func (m *Manager) jobDir(j job.Job) string {
 // connection (which also stages job directories unless the cluster shares state_dir),
 // with metrics around either.
 func (m *Manager) clusterRunner(c *cluster, o Options) (runner.Runner, error) {
-	cc := c.cfg
+	cc := c.cfg()
 	run := o.Runner
 	if cc.Transport == "ssh" {
 		r, err := sshrunner.New(sshrunner.Config{
@@ -346,7 +402,7 @@ func (m *Manager) clusterRunner(c *cluster, o Options) (runner.Runner, error) {
 // remote_root on a cluster reached over SSH without a shared filesystem, else jobDir.
 func (m *Manager) schedDir(j job.Job) string {
 	if c, ok := m.clusters[j.Cluster]; ok && c.stager != nil {
-		return pathpkg.Join(c.cfg.RemoteRoot, j.ID)
+		return pathpkg.Join(c.cfg().RemoteRoot, j.ID)
 	}
 	return m.jobDir(j)
 }
@@ -364,7 +420,7 @@ func (m *Manager) Close() {
 // run_as = "owner" cluster, nil (qmd's own) otherwise.
 func (m *Manager) ownerCred(j job.Job) *runner.Credential {
 	c, ok := m.clusters[j.Cluster]
-	if !ok || c.cfg.RunAs != "owner" {
+	if !ok || c.cfg().RunAs != "owner" {
 		return nil
 	}
 	u, err := m.owner(j.OwnerUID)
@@ -440,9 +496,9 @@ func (m *Manager) Run(ctx context.Context) error {
 
 func (m *Manager) loop(ctx context.Context, c *cluster) {
 	log := m.log.With("cluster", c.name)
-	t := time.NewTimer(jitter(c.name, c.cfg.PollInterval.Duration))
+	t := time.NewTimer(jitter(c.name, c.cfg().PollInterval.Duration))
 	defer t.Stop()
-	interval := c.cfg.PollInterval.Duration
+	interval := c.cfg().PollInterval.Duration
 	for {
 		select {
 		case <-ctx.Done():
@@ -451,7 +507,8 @@ func (m *Manager) loop(ctx context.Context, c *cluster) {
 		case <-c.kick:
 		}
 		changed, healthy := m.cycle(ctx, c, log)
-		interval = nextInterval(interval, changed, healthy, c.cfg)
+		c.lastCycle.Store(time.Now().UnixNano())
+		interval = nextInterval(interval, changed, healthy, c.cfg())
 		if !t.Stop() {
 			select {
 			case <-t.C:
@@ -540,7 +597,7 @@ func (m *Manager) takeBudget(c *cluster) bool {
 		}
 	}
 	c.polls = keep
-	if len(c.polls) >= c.cfg.PollBudget {
+	if len(c.polls) >= c.cfg().PollBudget {
 		return false
 	}
 	c.polls = append(c.polls, now)
@@ -624,8 +681,8 @@ func (m *Manager) dispatchBatch(ctx context.Context, c *cluster, batch []job.Job
 		ok  bool
 	}
 	outs := make([]*outcome, len(batch))
-	conc := max(c.cfg.SubmitConcurrency, 1)
-	if c.cfg.Scheduler == "local" {
+	conc := max(c.cfg().SubmitConcurrency, 1)
+	if c.cfg().Scheduler == "local" {
 		conc = 1 // the local queue is first in, first out: hand jobs over in order
 	}
 	sem := make(chan struct{}, conc)
@@ -823,7 +880,7 @@ func (m *Manager) recordSubmissions(ctx context.Context, c *cluster, changes []s
 		}
 		h := m.handle(cur)
 		h.SchedulerID, h.Meta, h.State = subs[i].SchedulerID, subs[i].Meta, ch.To
-		cctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout.Duration)
+		cctx, cancel := context.WithTimeout(ctx, c.cfg().CommandTimeout.Duration)
 		if cerr := c.sched.Cancel(cctx, h); cerr != nil {
 			m.log.Error("cancel a job submitted after it ended", "job", ch.ID, "err", cerr)
 		} else {
@@ -885,7 +942,7 @@ func (m *Manager) missingJob(c *cluster, j job.Job, now time.Time) (store.Change
 		c.missing[j.ID] = now
 		since = now
 	}
-	lostAfter := c.cfg.LostAfter.Duration
+	lostAfter := c.cfg().LostAfter.Duration
 	if m.LostAfter > 0 {
 		lostAfter = m.LostAfter
 	}

@@ -58,7 +58,8 @@ func TestJitterStaysWithinTenPercent(t *testing.T) {
 }
 
 func TestPollBudget(t *testing.T) {
-	c := &cluster{cfg: pollCfg()}
+	c := &cluster{}
+	c.cfgp.Store(pollCfg())
 	m := &Manager{}
 	for i := 0; i < 3; i++ {
 		if !m.takeBudget(c) {
@@ -78,7 +79,8 @@ func TestPollBudget(t *testing.T) {
 func TestSubmitBackoff(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m := &Manager{Now: func() time.Time { return now }}
-	c := &cluster{cfg: pollCfg(), retry: map[string]retryState{}}
+	c := &cluster{retry: map[string]retryState{}}
+	c.cfgp.Store(pollCfg())
 	var got []time.Duration
 	for i := 0; i < 6; i++ {
 		got = append(got, m.backoff(c, "abc"))

@@ -57,7 +57,7 @@ func TestStagedOutputsThatCannotBeFetched(t *testing.T) {
 	c := h.m.clusters[clusterA]
 	st := &fakeStager{getErr: errors.New("sftp: connection lost")}
 	c.stager = st
-	c.cfg.RemoteRoot = remote
+	c.cfg().RemoteRoot = remote
 	h.fake(clusterA).Queue(fake.Script{fake.Running(1), fake.Exit(0, waterOut, waterErr)})
 	id := h.submit(water("gas"))[0]
 	h.cycle(clusterA) // submitted: staged first
@@ -92,7 +92,7 @@ func TestStagedOutputsFetchRetried(t *testing.T) {
 	c := h.m.clusters[clusterA]
 	st := &fakeStager{getErr: errors.New("sftp: connection lost")}
 	c.stager = st
-	c.cfg.RemoteRoot = filepath.Join(h.dir, "remote")
+	c.cfg().RemoteRoot = filepath.Join(h.dir, "remote")
 	h.fake(clusterA).Queue(fake.Script{fake.Running(1), fake.Exit(0, waterOut, waterErr)})
 	id := h.submit(water("gas"))[0]
 	for i := 0; i < 10 && h.state(id) != job.Completing; i++ {

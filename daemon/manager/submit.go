@@ -273,7 +273,7 @@ func (m *Manager) readMolecules(ctx context.Context, req api.SubmitRequest) ([]c
 		format = f
 	}
 
-	cctx, cancel := context.WithTimeout(ctx, m.defaultCluster().cfg.CommandTimeout.Duration)
+	cctx, cancel := context.WithTimeout(ctx, m.defaultCluster().cfg().CommandTimeout.Duration)
 	defer cancel()
 	switch format {
 	case "smiles":
@@ -373,11 +373,11 @@ func (m *Manager) prepareOne(uid int, req api.SubmitRequest, c *cluster, preset 
 	lvl := level.Describe(preset, solvent)
 
 	deck := templates.Deck{
-		JobID: id, Prefix: deckPrefix, Level: lvl, MemoryMB: c.cfg.MemoryMB,
+		JobID: id, Prefix: deckPrefix, Level: lvl, MemoryMB: c.cfg().MemoryMB,
 		PermanentDir: "./output", ScratchDir: "./" + ScratchDir,
 		Charge: charge, Multiplicity: mult, Functional: preset.Functional,
 		OptBasis: preset.OptBasis, NMRBasis: preset.NMRBasis, Solvent: solvent.NWChem,
-		MaxOptSteps: c.cfg.MaxOptSteps,
+		MaxOptSteps: c.cfg().MaxOptSteps,
 	}
 	for _, a := range mol.Atoms {
 		deck.Atoms = append(deck.Atoms, templates.Atom{Element: a.Element, X: a.X, Y: a.Y, Z: a.Z})
@@ -388,9 +388,9 @@ func (m *Manager) prepareOne(uid int, req api.SubmitRequest, c *cluster, preset 
 	}
 	script := templates.Script{
 		JobID: id, Level: lvl, Deck: DeckFile, Command: c.nwchemCommand(),
-		Tasks: c.cfg.MPIRanks, MemoryMB: c.cfg.MemoryMB*c.cfg.MPIRanks + jobMemoryOverheadMB,
-		TimeLimit: strconv.Itoa(int(c.cfg.TimeLimit.Minutes())),
-		Partition: c.cfg.Partition, Account: c.cfg.Account, QOS: c.cfg.QOS,
+		Tasks: c.cfg().MPIRanks, MemoryMB: c.cfg().MemoryMB*c.cfg().MPIRanks + jobMemoryOverheadMB,
+		TimeLimit: strconv.Itoa(int(c.cfg().TimeLimit.Minutes())),
+		Partition: c.cfg().Partition, Account: c.cfg().Account, QOS: c.cfg().QOS,
 	}
 	scriptTmpl := c.scriptTemplate()
 	scriptText, err := m.tmpl.Render(scriptTmpl, script)
@@ -430,7 +430,7 @@ const jobMemoryOverheadMB = 512
 
 // scriptTemplate is the batch script template of the cluster's scheduler.
 func (c *cluster) scriptTemplate() string {
-	switch c.cfg.Scheduler {
+	switch c.cfg().Scheduler {
 	case "slurm":
 		return templates.SlurmScript
 	case "pbs", "torque":
