@@ -68,6 +68,11 @@ install: build
 		> $(DESTDIR)/lib/systemd/system/qmd.service
 	chmod 0644 $(DESTDIR)/lib/systemd/system/qmd.service
 	install -m 0644 systemd/qmd.sysusers $(DESTDIR)/usr/lib/sysusers.d/qmd.conf
+	install -d $(DESTDIR)$(PREFIX)/share/qmd/grafana $(DESTDIR)$(PREFIX)/share/qmd/prometheus
+	install -m 0644 etc/grafana/qmd.json $(DESTDIR)$(PREFIX)/share/qmd/grafana/qmd.json
+	install -m 0644 etc/prometheus/qmd-rules.yml etc/prometheus/qmd-rules.test.yml \
+		$(DESTDIR)$(PREFIX)/share/qmd/prometheus/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/qmd/
 
 clean:
 	rm -rf bin

@@ -61,7 +61,25 @@ submit_timeout = "20s"
 		}
 		conf += "nwchem = [" + strings.Join(q, ", ") + "]\n"
 	}
-	return newEnv(t, conf)
+	e := newEnv(t, conf)
+	cancelLeftovers(t, e)
+	return e
+}
+
+// cancelLeftovers cancels the Slurm jobs of an env's qmd jobs when a test ends, so one
+// failed test cannot leave jobs that hold the node and fail the tests after it.
+func cancelLeftovers(t *testing.T, e *env) {
+	t.Cleanup(func() {
+		ents, _ := os.ReadDir(filepath.Join(e.dir, "state", "jobs"))
+		for _, d := range ents {
+			if strings.HasPrefix(d.Name(), ".") {
+				continue
+			}
+			for _, name := range []string{"qmd-" + d.Name(), "qmd" + d.Name()} {
+				exec.Command("scancel", "--name="+name).Run()
+			}
+		}
+	})
 }
 
 // sacctJobs returns the Slurm jobs named name, from accounting.
@@ -166,14 +184,33 @@ func TestSlurmCancelRunningAndPending(t *testing.T) {
 		ids = append(ids, e.submit(writeFile(t, e.dir, fmt.Sprintf("w%d.xyz", i), waterXYZ),
 			"--solvent", "gas"))
 	}
-	running := e.waitState(ids[0], time.Minute, "running")
-	_ = running
-	e.waitState(ids[1], time.Minute, "running")
-	pend := e.waitState(ids[2], time.Minute, "pending")
-	_ = pend
-	deadline := time.Now().Add(30 * time.Second)
+	// Which two Slurm starts is its business (two submissions may reach it in either
+	// order): wait until two run and one waits.
+	var runningIDs []string
+	pendingID := ""
+	deadline := time.Now().Add(time.Minute)
 	for {
-		out, _, _ := e.ctl("show", ids[2], "--json")
+		runningIDs, pendingID = nil, ""
+		for _, id := range ids {
+			switch e.show(id).State {
+			case "running":
+				runningIDs = append(runningIDs, id)
+			case "pending":
+				pendingID = id
+			}
+		}
+		if len(runningIDs) == 2 && pendingID != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want two running and one pending, got running %v pending %q\n%s",
+				runningIDs, pendingID, e.logs())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		out, _, _ := e.ctl("show", pendingID, "--json")
 		if strings.Contains(out, `"scheduler_reason"`) {
 			break
 		}
@@ -183,7 +220,7 @@ func TestSlurmCancelRunningAndPending(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 
-	for _, id := range []string{ids[2], ids[0], ids[1]} {
+	for _, id := range append([]string{pendingID}, runningIDs...) {
 		if out, errs, code := e.ctl("cancel", id); code != 0 {
 			t.Fatalf("cancel %s: exit %d %s %s", id, code, out, errs)
 		}

@@ -84,7 +84,9 @@ connect_timeout = "3s"
 		}
 		conf += "nwchem = [" + strings.Join(q, ", ") + "]\n"
 	}
-	return newEnv(t, conf), remote
+	e := newEnv(t, conf)
+	cancelLeftovers(t, e)
+	return e, remote
 }
 
 func TestSSHWaterThroughSlurm(t *testing.T) {

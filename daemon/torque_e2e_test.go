@@ -35,7 +35,9 @@ submit_timeout = "20s"
 		}
 		conf += "nwchem = [" + strings.Join(q, ", ") + "]\n"
 	}
-	return newEnv(t, conf)
+	e := newEnv(t, conf)
+	cancelLeftovers(t, e)
+	return e
 }
 
 func TestTorqueWrappers(t *testing.T) {

@@ -993,6 +993,11 @@ func (m *Manager) observe(c *cluster, j job.Job, st scheduler.Status) (store.Cha
 			SchedulerID: u.SchedulerID, SchedMeta: u.SchedMeta, SchedReason: u.SchedReason,
 		}}, true
 	}
+	if st.State == job.Running && j.StartedAt == nil && u.StartedAt == nil {
+		// Schedulers that do not say when a job started (squeue) get the time qmd saw it.
+		now := time.Now().UTC()
+		u.StartedAt = &now
+	}
 	if m.metrics != nil {
 		now := time.Now()
 		if st.State == job.Running && j.State == job.Pending && j.SubmittedAt != nil {
