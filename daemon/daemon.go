@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opt Options)
 			case <-runCtx.Done():
 				return
 			case <-opt.Reload:
-				reload(opt.ConfigPath, m, log)
+				reload(runCtx, opt.ConfigPath, m, log)
 			}
 		}
 	}()
@@ -224,9 +224,9 @@ func watchdog(ctx context.Context, m *manager.Manager, log *slog.Logger) {
 	}
 }
 
-// reload re-reads the configuration: valid intervals and limits apply at once, jobs are
-// untouched; an invalid file is logged and the running configuration kept.
-func reload(path string, m *manager.Manager, log *slog.Logger) {
+// reload re-reads the configuration: valid clusters, intervals and limits apply at once,
+// jobs are untouched; an invalid file is logged and the running configuration kept.
+func reload(ctx context.Context, path string, m *manager.Manager, log *slog.Logger) {
 	if path == "" {
 		return
 	}
@@ -237,7 +237,7 @@ func reload(path string, m *manager.Manager, log *slog.Logger) {
 		log.Error("reload: invalid configuration; keeping the running one", "err", err)
 		return
 	}
-	for _, s := range m.Reload(cfg) {
+	for _, s := range m.Reload(ctx, cfg) {
 		log.Warn("reload: not applied", "what", s)
 	}
 	log.Info("configuration reloaded", "path", path)

@@ -84,6 +84,22 @@ func TestSystemdNotifyReloadAndStop(t *testing.T) {
 
 	id := e.submit(writeFile(t, e.dir, "w.xyz", waterXYZ), "--solvent", "gas")
 	e.waitState(id, 3*time.Minute, "completed")
+
+	// A cluster added by a reload takes jobs at once; removed again once it is idle.
+	os.WriteFile(e.cfg, []byte(text+"\n[clusters.extra]\nslots = 1\npoll_interval = \"500ms\"\n"),
+		0o644)
+	syscall.Kill(pid, syscall.SIGHUP)
+	waitLog(t, e, "cluster added")
+	extra := e.submit(writeFile(t, e.dir, "w2.xyz", waterXYZ), "--solvent", "gas",
+		"--cluster", "extra")
+	e.waitState(extra, 3*time.Minute, "completed")
+	os.WriteFile(e.cfg, []byte(text), 0o644)
+	syscall.Kill(pid, syscall.SIGHUP)
+	waitLog(t, e, "cluster removed")
+	if _, errs, code := e.ctl("submit", writeFile(t, e.dir, "w3.xyz", waterXYZ),
+		"--cluster", "extra"); code != 2 || !strings.Contains(errs, "extra") {
+		t.Errorf("submit to a removed cluster: exit %d %s", code, errs)
+	}
 	e.stop()
 	n.wait(t, "STOPPING=1", 2*time.Second)
 }

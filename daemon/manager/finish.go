@@ -192,7 +192,7 @@ func (m *Manager) cancel(ctx context.Context, id, reason string) (job.Job, error
 		if j.State == job.Completing {
 			return j, fmt.Errorf("%w: job %s has ended and its results are being read", ErrFinished, id)
 		}
-		c := m.clusters[j.Cluster]
+		c, _ := m.cluster(j.Cluster)
 		if j.State != job.Queued && c != nil {
 			// A scheduler that does not know the job has nothing to stop. Any other error
 			// means the job may still run there, so the cancel is refused rather than

@@ -49,6 +49,12 @@ type Manager struct {
 
 	metrics *metrics.Metrics
 
+	// cmu guards clusters, which a reload changes; runCtx and wg belong to Run.
+	cmu    sync.RWMutex
+	runCtx context.Context
+	wg     sync.WaitGroup
+	opts   Options
+
 	ownersMu sync.Mutex
 	owners   map[int]ownerInfo
 
@@ -79,6 +85,9 @@ type cluster struct {
 
 	// retry holds the back-off of jobs whose submission got no answer.
 	retry map[string]retryState
+
+	// stop ends the cluster's loops (a reload that removes the cluster).
+	stop context.CancelFunc
 
 	// lastCycle is when the cluster's loop last finished a cycle (unix nanoseconds); the
 	// systemd watchdog is fed only while every loop keeps turning.
@@ -137,7 +146,7 @@ func (m *Manager) countOutcome(c *cluster, to job.State, reason string) {
 // the watchdog pings, and systemd restarts qmd.
 func (m *Manager) Alive() bool {
 	now := time.Now().UnixNano()
-	for _, c := range m.clusters {
+	for _, c := range m.clusterList() {
 		last := c.lastCycle.Load()
 		limit := 3*c.cfg().PollIntervalMax.Duration + time.Minute
 		if last != 0 && time.Duration(now-last) > limit {
@@ -150,20 +159,30 @@ func (m *Manager) Alive() bool {
 // cfg is the cluster's current settings.
 func (c *cluster) cfg() *config.Cluster { return c.cfgp.Load() }
 
-// Reload applies a new configuration's intervals and limits to the running clusters.
-// Jobs are untouched. Adding or removing clusters, or changing a cluster's scheduler or
-// transport, takes a restart; the returned list names what was not applied.
-func (m *Manager) Reload(cfg *config.Config) []string {
+// Reload applies a new configuration to the running daemon without touching jobs: each
+// kept cluster takes its new intervals, limits and slots; a new cluster starts; a removed
+// cluster stops, unless it still has unfinished jobs, which would be orphaned, so it is
+// kept. A changed scheduler, transport, host or run_as takes a restart. The returned
+// list names every change that was not applied.
+func (m *Manager) Reload(ctx context.Context, cfg *config.Config) []string {
 	var skipped []string
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
+
 	for _, name := range cfg.ClusterNames() {
-		if _, ok := m.clusters[name]; !ok {
-			skipped = append(skipped, "new cluster "+name+" (takes a restart)")
-		}
-	}
-	for name, c := range m.clusters {
-		nc, ok := cfg.Clusters[name]
+		nc := cfg.Clusters[name]
+		c, ok := m.clusters[name]
 		if !ok {
-			skipped = append(skipped, "removed cluster "+name+" (takes a restart)")
+			c, err := m.newCluster(name, nc, m.opts)
+			if err != nil {
+				skipped = append(skipped, fmt.Sprintf("new cluster %s: %v", name, err))
+				continue
+			}
+			m.clusters[name] = c
+			if m.runCtx != nil {
+				m.startCluster(c)
+			}
+			m.log.Info("cluster added", "cluster", name, "scheduler", nc.Scheduler)
 			continue
 		}
 		old := c.cfg()
@@ -177,14 +196,39 @@ func (m *Manager) Reload(cfg *config.Config) []string {
 		if e, ok := c.sched.(interface{ SetSlots(int) }); ok {
 			e.SetSlots(nc.Slots)
 		}
-		m.kick(name)
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+
+	for name, c := range m.clusters {
+		if _, ok := cfg.Clusters[name]; ok {
+			continue
+		}
+		jobs, err := m.st.List(ctx, store.Filter{Cluster: name,
+			States: []job.State{job.Queued, job.Submitting, job.Pending, job.Running,
+				job.Suspended, job.Completing}})
+		if err != nil || len(jobs) > 0 || name == m.cfg.DefaultCluster {
+			skipped = append(skipped, fmt.Sprintf("removed cluster %s: kept while it has "+
+				"%d unfinished job(s) or is the default cluster", name, len(jobs)))
+			continue
+		}
+		if c.stop != nil {
+			c.stop()
+		}
+		if c.ssh != nil {
+			c.ssh.Close()
+		}
+		delete(m.clusters, name)
+		m.log.Info("cluster removed", "cluster", name)
 	}
 	return skipped
 }
 
 // Healthy reports whether the cluster's scheduler answered its last poll.
 func (m *Manager) Healthy(cluster string) bool {
-	c, ok := m.clusters[cluster]
+	c, ok := m.cluster(cluster)
 	if !ok {
 		return false
 	}
@@ -227,59 +271,91 @@ func New(o Options) (*Manager, error) {
 		software: o.Software, clusters: map[string]*cluster{}, Now: time.Now,
 		metrics: o.Metrics,
 	}
+	m.opts = o
 	for _, name := range o.Config.ClusterNames() {
-		cc := o.Config.Clusters[name]
-		c := &cluster{name: name, kick: make(chan struct{}, 1), missing: map[string]time.Time{},
-			fetchFailures: map[string]int{},
-			retry:         map[string]retryState{}}
-		c.cfgp.Store(cc)
-		if s, ok := o.Schedulers[name]; ok {
-			c.sched = s
-		} else {
-			switch cc.Scheduler {
-			case "local":
-				c.sched = local.New(local.Options{
-					Slots:       cc.Slots,
-					CancelGrace: cc.CancelGrace.Duration,
-					Logger:      o.Logger.With("cluster", name),
-					Notify:      func() { m.kick(name) },
-				})
-			case "slurm", "pbs", "torque":
-				run, err := m.clusterRunner(c, o)
-				if err != nil {
-					return nil, err
-				}
-				log := o.Logger.With("cluster", name)
-				switch cc.Scheduler {
-				case "slurm":
-					c.sched = slurm.New(slurm.Options{
-						Runner: run, Logger: log, ExitFile: local.ExitFile,
-						SubmitTimeout: cc.SubmitTimeout.Duration,
-						QueryTimeout:  cc.QueryTimeout.Duration,
-					})
-				case "pbs":
-					c.sched = pbs.New(pbs.Options{
-						Runner: run, Logger: log, ExitFile: local.ExitFile,
-						SubmitTimeout: cc.SubmitTimeout.Duration,
-						QueryTimeout:  cc.QueryTimeout.Duration,
-					})
-				case "torque":
-					c.sched = torque.New(torque.Options{
-						Runner: run, Logger: log, ExitFile: local.ExitFile,
-						SubmitTimeout: cc.SubmitTimeout.Duration,
-						QueryTimeout:  cc.QueryTimeout.Duration,
-					})
-				}
-			default:
-				return nil, fmt.Errorf("cluster %s: scheduler %q is not available", name, cc.Scheduler)
-			}
+		c, err := m.newCluster(name, o.Config.Clusters[name], o)
+		if err != nil {
+			return nil, err
 		}
 		m.clusters[name] = c
 	}
 	return m, nil
 }
 
-func (m *Manager) defaultCluster() *cluster { return m.clusters[m.cfg.DefaultCluster] }
+func (m *Manager) defaultCluster() *cluster {
+	c, _ := m.cluster(m.cfg.DefaultCluster)
+	return c
+}
+
+// cluster returns the named cluster; the set changes on reload, hence the lock.
+func (m *Manager) cluster(name string) (*cluster, bool) {
+	m.cmu.RLock()
+	defer m.cmu.RUnlock()
+	c, ok := m.clusters[name]
+	return c, ok
+}
+
+// clusterList is a snapshot of the clusters.
+func (m *Manager) clusterList() []*cluster {
+	m.cmu.RLock()
+	defer m.cmu.RUnlock()
+	out := make([]*cluster, 0, len(m.clusters))
+	for _, c := range m.clusters {
+		out = append(out, c)
+	}
+	return out
+}
+
+// newCluster builds a cluster and its scheduler (and SSH connection) from its settings.
+func (m *Manager) newCluster(name string, cc *config.Cluster, o Options) (*cluster, error) {
+	c := &cluster{name: name, kick: make(chan struct{}, 1), missing: map[string]time.Time{},
+		fetchFailures: map[string]int{},
+		retry:         map[string]retryState{}}
+	c.cfgp.Store(cc)
+	if s, ok := o.Schedulers[name]; ok {
+		c.sched = s
+	} else {
+		switch cc.Scheduler {
+		case "local":
+			c.sched = local.New(local.Options{
+				Slots:       cc.Slots,
+				CancelGrace: cc.CancelGrace.Duration,
+				Logger:      o.Logger.With("cluster", name),
+				Notify:      func() { m.kick(name) },
+			})
+		case "slurm", "pbs", "torque":
+			run, err := m.clusterRunner(c, o)
+			if err != nil {
+				return nil, err
+			}
+			log := o.Logger.With("cluster", name)
+			switch cc.Scheduler {
+			case "slurm":
+				c.sched = slurm.New(slurm.Options{
+					Runner: run, Logger: log, ExitFile: local.ExitFile,
+					SubmitTimeout: cc.SubmitTimeout.Duration,
+					QueryTimeout:  cc.QueryTimeout.Duration,
+				})
+			case "pbs":
+				c.sched = pbs.New(pbs.Options{
+					Runner: run, Logger: log, ExitFile: local.ExitFile,
+					SubmitTimeout: cc.SubmitTimeout.Duration,
+					QueryTimeout:  cc.QueryTimeout.Duration,
+				})
+			case "torque":
+				c.sched = torque.New(torque.Options{
+					Runner: run, Logger: log, ExitFile: local.ExitFile,
+					SubmitTimeout: cc.SubmitTimeout.Duration,
+					QueryTimeout:  cc.QueryTimeout.Duration,
+				})
+			}
+		default:
+			return nil, fmt.Errorf("cluster %s: scheduler %q is not available", name,
+				cc.Scheduler)
+		}
+	}
+	return c, nil
+}
 
 // nwchemCommand is the NWChem command line of a cluster, under MPI when asked for.
 func (c *cluster) nwchemCommand() []string {
@@ -296,7 +372,7 @@ func (c *cluster) nwchemCommand() []string {
 }
 
 func (m *Manager) kick(name string) {
-	if c, ok := m.clusters[name]; ok {
+	if c, ok := m.cluster(name); ok {
 		select {
 		case c.kick <- struct{}{}:
 		default:
@@ -309,7 +385,7 @@ func (m *Manager) Drain() { m.draining.Store(true) }
 
 // Recover re-adopts the jobs an earlier qmd left active. It runs once, before Run.
 func (m *Manager) Recover(ctx context.Context) error {
-	for _, c := range m.clusters {
+	for _, c := range m.clusterList() {
 		jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, Active: true})
 		if err != nil {
 			return fmt.Errorf("recover %s: list jobs: %w", c.name, err)
@@ -354,7 +430,7 @@ func (m *Manager) handle(j job.Job) scheduler.Handle {
 // jobDir is where a job's files live: state_dir/jobs/ID, or, on a cluster that runs jobs
 // as their owners, owner_root/USER/ID.
 func (m *Manager) jobDir(j job.Job) string {
-	if c, ok := m.clusters[j.Cluster]; ok && c.cfg().RunAs == "owner" {
+	if c, ok := m.cluster(j.Cluster); ok && c.cfg().RunAs == "owner" {
 		if u, err := m.owner(j.OwnerUID); err == nil {
 			return filepath.Join(c.cfg().OwnerRoot, u.Name, j.ID)
 		}
@@ -401,7 +477,7 @@ func (m *Manager) clusterRunner(c *cluster, o Options) (runner.Runner, error) {
 // schedDir is the job directory as the scheduler sees it: the staged copy under
 // remote_root on a cluster reached over SSH without a shared filesystem, else jobDir.
 func (m *Manager) schedDir(j job.Job) string {
-	if c, ok := m.clusters[j.Cluster]; ok && c.stager != nil {
+	if c, ok := m.cluster(j.Cluster); ok && c.stager != nil {
 		return pathpkg.Join(c.cfg().RemoteRoot, j.ID)
 	}
 	return m.jobDir(j)
@@ -409,7 +485,7 @@ func (m *Manager) schedDir(j job.Job) string {
 
 // Close releases the clusters' SSH connections.
 func (m *Manager) Close() {
-	for _, c := range m.clusters {
+	for _, c := range m.clusterList() {
 		if c.ssh != nil {
 			c.ssh.Close()
 		}
@@ -419,7 +495,7 @@ func (m *Manager) Close() {
 // ownerCred is the credential a job's scheduler commands run with: its owner's on a
 // run_as = "owner" cluster, nil (qmd's own) otherwise.
 func (m *Manager) ownerCred(j job.Job) *runner.Credential {
-	c, ok := m.clusters[j.Cluster]
+	c, ok := m.cluster(j.Cluster)
 	if !ok || c.cfg().RunAs != "owner" {
 		return nil
 	}
@@ -473,25 +549,36 @@ func (m *Manager) owner(uid int) (ownerInfo, error) {
 
 // Run drives every cluster until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
+	m.cmu.Lock()
+	m.runCtx = ctx
 	for _, c := range m.clusters {
-		if r, ok := c.sched.(interface{ Run(context.Context) error }); ok {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := r.Run(ctx); err != nil {
-					m.log.Error("scheduler stopped", "cluster", c.name, "err", err)
-				}
-			}()
-		}
-		wg.Add(1)
+		m.startCluster(c)
+	}
+	m.cmu.Unlock()
+	<-ctx.Done()
+	m.wg.Wait()
+	return nil
+}
+
+// startCluster starts a cluster's loops under their own context, so a reload can stop
+// one cluster's loops alone. The caller holds m.cmu.
+func (m *Manager) startCluster(c *cluster) {
+	ctx, cancel := context.WithCancel(m.runCtx)
+	c.stop = cancel
+	if r, ok := c.sched.(interface{ Run(context.Context) error }); ok {
+		m.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			m.loop(ctx, c)
+			defer m.wg.Done()
+			if err := r.Run(ctx); err != nil {
+				m.log.Error("scheduler stopped", "cluster", c.name, "err", err)
+			}
 		}()
 	}
-	wg.Wait()
-	return nil
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.loop(ctx, c)
+	}()
 }
 
 func (m *Manager) loop(ctx context.Context, c *cluster) {

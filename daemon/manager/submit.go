@@ -191,7 +191,7 @@ func (m *Manager) prepare(ctx context.Context, uid int, req api.SubmitRequest) (
 	if clusterName == "" {
 		clusterName = m.cfg.DefaultCluster
 	}
-	c, ok := m.clusters[clusterName]
+	c, ok := m.cluster(clusterName)
 	if !ok {
 		return nil, badInput("unknown cluster %q (configured: %s)", clusterName,
 			strings.Join(m.cfg.ClusterNames(), ", "))
