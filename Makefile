@@ -7,7 +7,7 @@ LDFLAGS := -X qmd/daemon.Version=$(VERSION) -X qmd/ctl/cli.Version=$(VERSION)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build test test-unit demo install lint testenv bench fuzz golden clean
+.PHONY: all build test test-unit demo deps install lint testenv bench fuzz golden clean
 
 all: build
 
@@ -27,7 +27,11 @@ test: testenv build lint
 test-unit:
 	$(GO) test -short ./...
 
-demo: testenv build
+# What qmd needs to run calculations (NWChem, Open Babel, Open MPI), nothing more.
+deps:
+	.ci/deps
+
+demo: deps build
 	.ci/demo
 
 lint:
