@@ -217,8 +217,8 @@ func firstLine(s string) string {
 	return s
 }
 
-// checkSSH opens the cluster's SSH connection, which verifies the host key, and runs
-// sbatch --version there.
+// checkSSH opens the cluster's SSH connection, which verifies the host key, and asks the
+// scheduler there for its version (sbatch, or qstat for PBS and Torque).
 func checkSSH(ctx context.Context, name string, cl *config.Cluster,
 	okf, bad func(string, ...any)) {
 	r, err := sshrunner.New(sshrunner.Config{
@@ -232,9 +232,14 @@ func checkSSH(ctx context.Context, name string, cl *config.Cluster,
 		return
 	}
 	defer r.Close()
-	res, err := r.Run(ctx, runner.Command{Argv: []string{"sbatch", "--version"}})
+	argv := []string{"sbatch", "--version"}
+	if cl.Scheduler == "pbs" || cl.Scheduler == "torque" {
+		argv = []string{"qstat", "--version"}
+	}
+	res, err := r.Run(ctx, runner.Command{Argv: argv})
 	if err != nil {
-		bad("clusters.%s: %s@%s:%d: sbatch --version: %v", name, cl.User, cl.Host, cl.Port, err)
+		bad("clusters.%s: %s@%s:%d: %s: %v", name, cl.User, cl.Host, cl.Port,
+			strings.Join(argv, " "), err)
 		return
 	}
 	okf("clusters.%s: %s@%s:%d (host key verified): %s", name, cl.User, cl.Host, cl.Port,
