@@ -80,3 +80,71 @@ var ErrRejected = errors.New("scheduler rejected the job")
 
 // ErrNotFound marks a job the scheduler does not know.
 var ErrNotFound = errors.New("job not known to the scheduler")
+
+// PollByOwner polls handles one owner at a time, in first-seen order, so each user's
+// jobs are asked about as that user (run_as = "owner"); handles without an owner form one
+// group. Any group's failure fails the whole poll, since "could not ask" must change
+// nothing.
+func PollByOwner(ctx context.Context, handles []Handle,
+	poll func(context.Context, []Handle) (map[string]Status, error)) (map[string]Status, error) {
+	idx := map[int64]int{}
+	var groups [][]Handle
+	for _, h := range handles {
+		k := int64(-1)
+		if h.Owner != nil {
+			k = int64(h.Owner.UID)
+		}
+		i, ok := idx[k]
+		if !ok {
+			i = len(groups)
+			idx[k] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], h)
+	}
+	out := map[string]Status{}
+	for _, g := range groups {
+		sts, err := poll(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		for id, st := range sts {
+			out[id] = st
+		}
+	}
+	return out, nil
+}
+
+// RecoverByTag is the Recover batch schedulers share: jobs with a scheduler id are
+// polled; a job without one (left in submitting) is looked up by its tag, and left out of
+// the answer when the lookup finds nothing, so the caller submits it. Any failure to ask
+// is an error, and then nothing is submitted.
+func RecoverByTag(ctx context.Context, handles []Handle,
+	poll func(context.Context, []Handle) (map[string]Status, error),
+	lookup func(context.Context, Handle) (Status, bool, error)) (map[string]Status, error) {
+	out := map[string]Status{}
+	var known []Handle
+	for _, h := range handles {
+		if h.SchedulerID != "" {
+			known = append(known, h)
+			continue
+		}
+		st, found, err := lookup(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out[h.JobID] = st
+		}
+	}
+	if len(known) > 0 {
+		sts, err := poll(ctx, known)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range sts {
+			out[k] = v
+		}
+	}
+	return out, nil
+}

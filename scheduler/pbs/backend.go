@@ -178,38 +178,7 @@ func (b *Backend) Submit(ctx context.Context,
 // exit-status file its script wrote; with neither it is left out of the answer.
 func (b *Backend) Poll(ctx context.Context,
 	handles []scheduler.Handle) (map[string]scheduler.Status, error) {
-	out := map[string]scheduler.Status{}
-	for _, group := range byOwner(handles) {
-		sts, err := b.pollGroup(ctx, group)
-		if err != nil {
-			return nil, err
-		}
-		for id, st := range sts {
-			out[id] = st
-		}
-	}
-	return out, nil
-}
-
-// byOwner groups handles by the user their commands run as, in first-seen order, so each
-// user's jobs are asked about as that user.
-func byOwner(handles []scheduler.Handle) [][]scheduler.Handle {
-	idx := map[int64]int{}
-	var groups [][]scheduler.Handle
-	for _, h := range handles {
-		k := int64(-1)
-		if h.Owner != nil {
-			k = int64(h.Owner.UID)
-		}
-		i, ok := idx[k]
-		if !ok {
-			i = len(groups)
-			idx[k] = i
-			groups = append(groups, nil)
-		}
-		groups[i] = append(groups[i], h)
-	}
-	return groups
+	return scheduler.PollByOwner(ctx, handles, b.pollGroup)
 }
 
 // pollGroup polls the jobs of one owner.
@@ -432,31 +401,7 @@ func (b *Backend) Cancel(ctx context.Context, h scheduler.Handle) error {
 // failure to ask is an error, and nothing is submitted.
 func (b *Backend) Recover(ctx context.Context,
 	handles []scheduler.Handle) (map[string]scheduler.Status, error) {
-	out := map[string]scheduler.Status{}
-	var known []scheduler.Handle
-	for _, h := range handles {
-		if h.SchedulerID != "" {
-			known = append(known, h)
-			continue
-		}
-		st, found, err := b.lookup(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		if found {
-			out[h.JobID] = st
-		}
-	}
-	if len(known) > 0 {
-		sts, err := b.Poll(ctx, known)
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range sts {
-			out[k] = v
-		}
-	}
-	return out, nil
+	return scheduler.RecoverByTag(ctx, handles, b.Poll, b.lookup)
 }
 
 // lookup looks for the job Submit may have created for h.

@@ -125,29 +125,7 @@ func (b *Backend) Submit(ctx context.Context, req scheduler.SubmitRequest) (sche
 func (b *Backend) Poll(ctx context.Context, handles []scheduler.Handle) (map[string]scheduler.Status, error) {
 	// Jobs run as their owners are asked about as their owners: one group per user, each
 	// polled in chunks, so calls stay O(1) in the number of jobs per user.
-	groups := map[int64][]scheduler.Handle{}
-	var order []int64
-	for _, h := range handles {
-		k := int64(-1)
-		if h.Owner != nil {
-			k = int64(h.Owner.UID)
-		}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], h)
-	}
-	out := map[string]scheduler.Status{}
-	for _, k := range order {
-		sts, err := b.pollGroup(ctx, groups[k])
-		if err != nil {
-			return nil, err
-		}
-		for id, st := range sts {
-			out[id] = st
-		}
-	}
-	return out, nil
+	return scheduler.PollByOwner(ctx, handles, b.pollGroup)
 }
 
 // pollGroup polls jobs that share one owner (or none).
@@ -374,31 +352,7 @@ func (b *Backend) Cancel(ctx context.Context, h scheduler.Handle) error {
 // found in squeue nor in accounting → left out of the answer, so the caller submits it.
 // Any failure to ask is an error, and nothing is submitted.
 func (b *Backend) Recover(ctx context.Context, handles []scheduler.Handle) (map[string]scheduler.Status, error) {
-	out := map[string]scheduler.Status{}
-	var known []scheduler.Handle
-	for _, h := range handles {
-		if h.SchedulerID != "" {
-			known = append(known, h)
-			continue
-		}
-		st, found, err := b.lookupTag(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		if found {
-			out[h.JobID] = st
-		}
-	}
-	if len(known) > 0 {
-		sts, err := b.Poll(ctx, known)
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range sts {
-			out[k] = v
-		}
-	}
-	return out, nil
+	return scheduler.RecoverByTag(ctx, handles, b.Poll, b.lookupTag)
 }
 
 // Tag is the Slurm job name that names a qmd job.
