@@ -674,3 +674,16 @@ func TestTwoUsers(t *testing.T) {
 	e.waitState(b, 3*time.Minute, "completed", "failed")
 	e.stop()
 }
+
+// nwchemKey is the cluster key that replaces the NWChem command, so a test can make the
+// "calculation" exit, hang or die; empty for nil (the real NWChem).
+func nwchemKey(nwchem []string) string {
+	if nwchem == nil {
+		return ""
+	}
+	q := make([]string, len(nwchem))
+	for i, a := range nwchem {
+		q[i] = strconv.Quote(a)
+	}
+	return "nwchem = [" + strings.Join(q, ", ") + "]\n"
+}

@@ -54,13 +54,7 @@ submit_timeout = "20s"
 	if !strings.Contains(extra, "time_limit") {
 		conf += "time_limit = \"30m\"\n"
 	}
-	if nwchem != nil {
-		q := make([]string, len(nwchem))
-		for i, a := range nwchem {
-			q[i] = fmt.Sprintf("%q", a)
-		}
-		conf += "nwchem = [" + strings.Join(q, ", ") + "]\n"
-	}
+	conf += nwchemKey(nwchem)
 	e := newEnv(t, conf)
 	cancelLeftovers(t, e)
 	return e

@@ -77,13 +77,7 @@ submit_timeout = "20s"
 keepalive_interval = "2s"
 connect_timeout = "3s"
 `, user, sshKey, knownHosts, remote)
-	if nwchem != nil {
-		q := make([]string, len(nwchem))
-		for i, a := range nwchem {
-			q[i] = strconv.Quote(a)
-		}
-		conf += "nwchem = [" + strings.Join(q, ", ") + "]\n"
-	}
+	conf += nwchemKey(nwchem)
 	e := newEnv(t, conf)
 	cancelLeftovers(t, e)
 	return e, remote

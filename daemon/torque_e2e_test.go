@@ -5,7 +5,6 @@ package daemon_test
 
 import (
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,13 +27,7 @@ poll_interval_max = "4s"
 query_timeout = "3s"
 submit_timeout = "20s"
 `
-	if nwchem != nil {
-		q := make([]string, len(nwchem))
-		for i, a := range nwchem {
-			q[i] = strconv.Quote(a)
-		}
-		conf += "nwchem = [" + strings.Join(q, ", ") + "]\n"
-	}
+	conf += nwchemKey(nwchem)
 	e := newEnv(t, conf)
 	cancelLeftovers(t, e)
 	return e
