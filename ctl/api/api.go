@@ -40,7 +40,13 @@ type SubmitRequest struct {
 	Multiplicity *int   `json:"multiplicity,omitempty"`
 	Cluster      string `json:"cluster,omitempty"`
 	SplitRecords bool   `json:"split_records,omitempty"` // one job per SDF record
-	DryRun       bool   `json:"dry_run,omitempty"`
+	// Conformers is "single" (the default: the geometry as given) or "search": Open
+	// Babel's conformer search, one calculation per kept conformer under a parent job,
+	// shieldings Boltzmann-averaged.
+	Conformers string `json:"conformers,omitempty"`
+	// TemperatureK is the Boltzmann temperature for a conformer search (default 298.15).
+	TemperatureK float64 `json:"temperature_k,omitempty"`
+	DryRun       bool    `json:"dry_run,omitempty"`
 }
 
 // SubmitResponse answers a submission. A dry run returns Rendered and no IDs.

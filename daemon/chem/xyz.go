@@ -2,6 +2,7 @@ package chem
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -132,4 +133,15 @@ func parseCoord(s string, line int) (float64, error) {
 		return 0, inputErrorf(line, "coordinate %s is not a finite number", quoteLine(s))
 	}
 	return v, nil
+}
+
+// FormatXYZ writes atoms as an XYZ file (count, title, one atom per line, Å with six
+// decimals), the format qmd submits geometries in.
+func FormatXYZ(title string, atoms []Atom) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d\n%s\n", len(atoms), strings.ReplaceAll(title, "\n", " "))
+	for _, a := range atoms {
+		fmt.Fprintf(&b, "%-2s %14.6f %14.6f %14.6f\n", a.Element, a.X, a.Y, a.Z)
+	}
+	return b.String()
 }

@@ -46,6 +46,9 @@ usage:
   qmd serve --config FILE     run the daemon
   qmd check --config FILE     validate the config and the environment
   qmd parse --scheduler S --command C [FILE]  show how qmd reads a scheduler's output
+  qmd validate --set FILE     compare computed shifts with a validation set
+  qmd fit-scaling --train REPORT [--test REPORT] --out FILE
+                              fit linear-scaling factors from validation reports
   qmd version                 print the version
 `
 
@@ -62,6 +65,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(ctx, args[1:], stdout)
 	case "parse":
 		return parse(args[1:], os.Stdin, stdout, stderr)
+	case "validate":
+		return validateCmd(ctx, args[1:], stdout, stderr)
+	case "fit-scaling":
+		return fitScalingCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "qmd %s\n", daemon.Version)
 		return nil

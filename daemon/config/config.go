@@ -60,6 +60,24 @@ type Config struct {
 	LogLevel  string `toml:"log_level"`
 	// ShutdownTimeout bounds how long a stop waits for requests in flight.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	// ScalingFile holds linear-scaling factors written by qmd fit-scaling; they replace
+	// the shipped ones for their preset and solvent. Empty uses the shipped ones.
+	ScalingFile string `toml:"scaling_file"`
+	// Conformers is how a submission that does not say is treated: "single" (the
+	// geometry as given), "auto" (a conformer search when the molecule has rotatable
+	// bonds) or "search" (always).
+	Conformers string `toml:"conformers"`
+	// ConformerMax caps the conformers kept (and so the jobs) of one search.
+	ConformerMax int `toml:"conformer_max"`
+	// ConformerEnergyWindow (kcal/mol, force field) and ConformerRMSD (Å, heavy atoms)
+	// prune the search: higher conformers and near-duplicates are not computed.
+	ConformerEnergyWindow float64 `toml:"conformer_energy_window"`
+	ConformerRMSD         float64 `toml:"conformer_rmsd"`
+	// ConformerMaxLostWeight is the largest estimated Boltzmann weight of failed
+	// conformers with which a search still completes from the rest.
+	ConformerMaxLostWeight float64 `toml:"conformer_max_lost_weight"`
+	// Temperature (K) of the Boltzmann average when a submission gives none.
+	Temperature float64 `toml:"temperature"`
 
 	// Clusters is decoded separately, each cluster over its own defaults.
 	Clusters map[string]*Cluster `toml:"-"`
@@ -169,6 +187,13 @@ func Default() *Config {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		ShutdownTimeout: Duration{10 * time.Second},
+
+		Conformers:             "single",
+		ConformerMax:           10,
+		ConformerEnergyWindow:  3.0,
+		ConformerRMSD:          0.5,
+		ConformerMaxLostWeight: 0.1,
+		Temperature:            298.15,
 	}
 }
 
@@ -329,6 +354,26 @@ func (c *Config) Validate() error {
 	}
 	if c.Obabel == "" {
 		bad("obabel", "required")
+	}
+	if !slices.Contains([]string{"single", "auto", "search"}, c.Conformers) {
+		bad("conformers", "must be single, auto or search, got %q", c.Conformers)
+	}
+	if c.ConformerMax < 1 || c.ConformerMax > 50 {
+		bad("conformer_max", "must be between 1 and 50, got %d", c.ConformerMax)
+	}
+	if !(c.ConformerEnergyWindow > 0 && c.ConformerEnergyWindow <= 20) {
+		bad("conformer_energy_window", "must be above 0 and at most 20 kcal/mol, got %v",
+			c.ConformerEnergyWindow)
+	}
+	if !(c.ConformerRMSD >= 0 && c.ConformerRMSD <= 5) {
+		bad("conformer_rmsd", "must be between 0 and 5 Å, got %v", c.ConformerRMSD)
+	}
+	if !(c.ConformerMaxLostWeight >= 0 && c.ConformerMaxLostWeight < 1) {
+		bad("conformer_max_lost_weight", "must be at least 0 and below 1, got %v",
+			c.ConformerMaxLostWeight)
+	}
+	if !(c.Temperature > 0 && c.Temperature <= 1000) {
+		bad("temperature", "must be above 0 and at most 1000 K, got %v", c.Temperature)
 	}
 	if _, ok := c.Clusters[c.DefaultCluster]; !ok {
 		bad("default_cluster", "%q is not a configured cluster (have %s)",

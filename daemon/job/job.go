@@ -136,7 +136,27 @@ type Job struct {
 	SubmittedAt  *time.Time
 	StartedAt    *time.Time
 	EndedAt      *time.Time
+	// Kind tells plain jobs from the parts of a conformer search; ParentID is a
+	// conformer's search job, and Meta carries kind-specific settings as JSON.
+	Kind     Kind
+	ParentID string
+	Meta     string
 }
+
+// Kind is what a job is for.
+type Kind string
+
+// Job kinds. A conformer search (KindSearch) is a parent with no batch script of its own:
+// its state follows its conformer jobs (KindConformer), which are ordinary calculations,
+// and its result is their Boltzmann average.
+const (
+	KindPlain     Kind = ""
+	KindSearch    Kind = "conformers"
+	KindConformer Kind = "conformer"
+)
+
+// Schedulable lists the kinds a scheduler runs.
+var Schedulable = []Kind{KindPlain, KindConformer}
 
 // Event is one transition in a job's history.
 type Event struct {

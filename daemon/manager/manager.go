@@ -386,7 +386,8 @@ func (m *Manager) Drain() { m.draining.Store(true) }
 // Recover re-adopts the jobs an earlier qmd left active. It runs once, before Run.
 func (m *Manager) Recover(ctx context.Context) error {
 	for _, c := range m.clusterList() {
-		jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, Active: true})
+		jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, Active: true,
+			Kinds: job.Schedulable})
 		if err != nil {
 			return fmt.Errorf("recover %s: list jobs: %w", c.name, err)
 		}
@@ -720,7 +721,8 @@ func (m *Manager) dispatch(ctx context.Context, c *cluster) error {
 	if err := m.settle(ctx, c); err != nil {
 		return err
 	}
-	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, States: []job.State{job.Queued}})
+	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, States: []job.State{job.Queued},
+		Kinds: job.Schedulable})
 	if err != nil {
 		return fmt.Errorf("list queued jobs: %w", err)
 	}
@@ -818,7 +820,7 @@ func (m *Manager) dispatchBatch(ctx context.Context, c *cluster, batch []job.Job
 // If the scheduler cannot be asked, nothing is submitted and the next cycle tries again.
 func (m *Manager) settle(ctx context.Context, c *cluster) error {
 	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name,
-		States: []job.State{job.Submitting}})
+		States: []job.State{job.Submitting}, Kinds: job.Schedulable})
 	if err != nil {
 		return fmt.Errorf("list jobs being submitted: %w", err)
 	}
@@ -981,7 +983,7 @@ func (m *Manager) recordSubmissions(ctx context.Context, c *cluster, changes []s
 // poll asks the scheduler about every active job of the cluster in one call.
 func (m *Manager) poll(ctx context.Context, c *cluster) (int, error) {
 	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name,
-		States: []job.State{job.Pending, job.Running, job.Suspended}})
+		States: []job.State{job.Pending, job.Running, job.Suspended}, Kinds: job.Schedulable})
 	if err != nil {
 		return 0, fmt.Errorf("list active jobs: %w", err)
 	}
@@ -1160,7 +1162,8 @@ func (m *Manager) forget(c *cluster, id string) {
 
 // finishAll turns every completing job of the cluster into a result or a failure.
 func (m *Manager) finishAll(ctx context.Context, c *cluster) error {
-	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, States: []job.State{job.Completing}})
+	jobs, err := m.st.List(ctx, store.Filter{Cluster: c.name, States: []job.State{job.Completing},
+		Kinds: job.Schedulable})
 	if err != nil {
 		return fmt.Errorf("list completing jobs: %w", err)
 	}

@@ -215,6 +215,13 @@ func (m *Manager) prepare(ctx context.Context, uid int, req api.SubmitRequest) (
 	if err := checkName(req.Name); err != nil {
 		return nil, err
 	}
+	switch req.Conformers {
+	case "", "single":
+	case "search":
+		return nil, badInput("conformer search is not available in this qmd")
+	default:
+		return nil, badInput("conformers %q: want single or search", req.Conformers)
+	}
 
 	mols, format, raw, err := m.readMolecules(ctx, req)
 	if err != nil {

@@ -101,10 +101,12 @@ func Linear(preset, solvent string) (Reference, bool) {
 
 // For returns the reference qmd uses by default. Production uses linear scaling, because
 // TMS referencing at that level is poor for 13C (ethanol CH3/CH2 off by 3–7 ppm) while the
-// DELTA50 fit is not. Draft uses TMS: no scaling factors were ever fitted on 6-31G* NWChem
-// shieldings, and factors from other programs transfer badly. Without such a reference the
-// error (wrapping ErrNoReference) names the missing one rather than falling back to a
-// reference of another level, which would give plausible-looking wrong shifts.
+// DELTA50 fit is not. Draft uses the factors qmd fit-scaling fitted on qmd's own draft
+// shieldings when they exist (scaling.json, or the daemon's scaling_file), and TMS
+// otherwise; factors from other programs transfer badly, so none are borrowed. Without
+// such a reference the error (wrapping ErrNoReference) names the missing one rather than
+// falling back to a reference of another level, which would give plausible-looking wrong
+// shifts.
 func For(preset, solvent string) (Reference, error) {
 	k := keyOf(preset, solvent, "")
 	switch k.preset {
@@ -115,6 +117,9 @@ func For(preset, solvent string) (Reference, error) {
 		return Reference{}, fmt.Errorf("shifts: %w: no linear scaling factors for preset "+
 			"%s in solvent %q", ErrNoReference, k.preset, k.solvent)
 	case PresetDraft:
+		if r, ok := Linear(k.preset, k.solvent); ok {
+			return r, nil
+		}
 		if r, ok := TMS(k.preset, k.solvent); ok {
 			return r, nil
 		}
@@ -193,7 +198,7 @@ func Compute(ref Reference, elements []string, shieldings []float64, groups []in
 		a := AtomShift{Atom: i + 1, Element: elem(i), Shielding: round(shieldings[i], 4),
 			Group: group(i)}
 		g := sums[gkey{a.Group, strings.ToUpper(a.Element)}]
-		if d, ok := ref.shift(a.Element, g.sum/float64(g.n)); ok {
+		if d, ok := ref.Shift(a.Element, g.sum/float64(g.n)); ok {
 			d = round(d, 2)
 			a.Shift = &d
 		}
@@ -206,8 +211,9 @@ func Compute(ref Reference, elements []string, shieldings []float64, groups []in
 	return out
 }
 
-// shift references one shielding; false when r has no value for the element.
-func (r Reference) shift(element string, sigma float64) (float64, bool) {
+// Shift references one shielding, unrounded; false when r has no value for the element.
+// Compute uses it for whole results; the validation harness for single sites.
+func (r Reference) Shift(element string, sigma float64) (float64, bool) {
 	if math.IsNaN(sigma) || math.IsInf(sigma, 0) {
 		return 0, false
 	}

@@ -18,10 +18,11 @@ import (
 // list is what lets Get, List and Transition's RETURNING share a scanner.
 const jobCols = `id, name, owner_uid, cluster, state, scheduler_id, sched_meta, preset,
 	solvent, charge, multiplicity, level, software, template_hash, input_format, error,
-	exit_code, created_at, updated_at, submitted_at, started_at, ended_at, sched_reason`
+	exit_code, created_at, updated_at, submitted_at, started_at, ended_at, sched_reason,
+	parent_id, kind, meta`
 
 const insertJobSQL = `INSERT INTO jobs (` + jobCols + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const insertEventSQL = `INSERT INTO job_events (job_id, at, from_state, to_state, reason)
 	VALUES (?, ?, ?, ?, ?)`
@@ -87,6 +88,11 @@ type Filter struct {
 	Cluster  string      // empty means any cluster
 	Limit    int         // 0 means no limit
 	Active   bool        // only states for which job.State.Active() is true
+	// Kinds selects by kind; empty means any. The cluster loops ask for job.Schedulable,
+	// since a conformer search's parent has nothing to submit or poll.
+	Kinds []job.Kind
+	// Parent selects the children of one job.
+	Parent string
 }
 
 // Create stores a new job and its creating event (from nothing to j.State) in one
@@ -194,7 +200,8 @@ func insertJob(ctx context.Context, tx *sql.Tx, j *job.Job, reason string) error
 	_, err = tx.ExecContext(ctx, insertJobSQL,
 		j.ID, j.Name, j.OwnerUID, j.Cluster, string(j.State), j.SchedulerID, j.SchedMeta,
 		j.Preset, j.Solvent, j.Charge, j.Multiplicity, j.Level, j.Software, j.TemplateHash,
-		j.InputFormat, j.Error, optInt(j.ExitCode), created, updated, sub, start, end, j.SchedReason)
+		j.InputFormat, j.Error, optInt(j.ExitCode), created, updated, sub, start, end, j.SchedReason,
+		j.ParentID, string(j.Kind), j.Meta)
 	if isConstraint(err, sqlite3.ErrConstraintPrimaryKey) {
 		return ErrJobExists
 	}
@@ -258,6 +265,16 @@ func (s *Store) List(ctx context.Context, f Filter) ([]job.Job, error) {
 			}
 		}
 		where = append(where, "state IN ("+placeholders(n)+")")
+	}
+	if len(f.Kinds) > 0 {
+		for _, k := range f.Kinds {
+			args = append(args, string(k))
+		}
+		where = append(where, "kind IN ("+placeholders(len(f.Kinds))+")")
+	}
+	if f.Parent != "" {
+		where = append(where, "parent_id = ?")
+		args = append(args, f.Parent)
 	}
 	cond := ""
 	if len(where) > 0 {
@@ -501,7 +518,7 @@ func scanJob(sc scanner) (job.Job, error) { return newJobRow().scan(sc) }
 // of converting by reflection.
 type jobRow struct {
 	j                                     job.Job
-	state                                 string
+	state, kind                           string
 	owner, charge, mult, created, updated intCol
 	exit, sub, start, end                 nullIntCol
 	dest                                  []any
@@ -513,7 +530,7 @@ func newJobRow() *jobRow {
 	r.dest = []any{&j.ID, &j.Name, &r.owner, &j.Cluster, &r.state, &j.SchedulerID,
 		&j.SchedMeta, &j.Preset, &j.Solvent, &r.charge, &r.mult, &j.Level, &j.Software,
 		&j.TemplateHash, &j.InputFormat, &j.Error, &r.exit, &r.created, &r.updated, &r.sub,
-		&r.start, &r.end, &j.SchedReason}
+		&r.start, &r.end, &j.SchedReason, &j.ParentID, &r.kind, &j.Meta}
 	return r
 }
 
@@ -524,7 +541,7 @@ func (r *jobRow) scan(sc scanner) (job.Job, error) {
 		return job.Job{}, err
 	}
 	j := r.j
-	j.State = job.State(r.state)
+	j.State, j.Kind = job.State(r.state), job.Kind(r.kind)
 	j.OwnerUID, j.Charge, j.Multiplicity = int(r.owner.v), int(r.charge.v), int(r.mult.v)
 	j.CreatedAt, j.UpdatedAt = fromNanos(r.created.v), fromNanos(r.updated.v)
 	if r.exit.ok {
