@@ -11,6 +11,7 @@ import (
 
 	"qmd/ctl/api"
 	"qmd/ctl/client"
+	"qmd/ctl/plot"
 )
 
 // stateCompleted is the one state in which a job has a result.
@@ -189,14 +190,27 @@ func (a *app) cmdCancel(fs *flag.FlagSet) func(context.Context, []string) error 
 
 func (a *app) cmdResult(fs *flag.FlagSet) func(context.Context, []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	plotPath := fs.String("plot", "", "also draw the 1H and 13C stick spectra into `FILE` "+
+		"(.png or .svg)")
 	return func(ctx context.Context, args []string) error {
 		id, err := oneID("result", args)
 		if err != nil {
 			return err
 		}
+		format := ""
+		if *plotPath != "" {
+			if format, err = plot.FormatOf(*plotPath); err != nil {
+				return usagef("result: --plot: %v", err)
+			}
+		}
 		r, err := a.client().Result(ctx, id)
 		if err != nil {
 			return a.apiFailure(err, "result", id)
+		}
+		if *plotPath != "" {
+			if err := writeSpectrum(*plotPath, format, r); err != nil {
+				return err
+			}
 		}
 		if *asJSON {
 			if r.Shifts == nil {

@@ -52,11 +52,16 @@ func (a *app) cmdSubmit(fs *flag.FlagSet) func(context.Context, []string) error 
 	split := fs.Bool("split", false, "one job per record of an SDF file")
 	dryRun := fs.Bool("dry-run", false, "print the rendered inputs and submit nothing")
 	asJSON := fs.Bool("json", false, "print the answer as JSON")
+	conformers := fs.String("conformers", "", "`MODE` single, search or auto (search if "+
+		"rotatable bonds); default: the daemon's")
+	temperature := fs.Float64("temperature", 0, "`KELVIN` of the conformer average "+
+		"(default: the daemon's)")
 
 	return func(ctx context.Context, args []string) error {
 		req := api.SubmitRequest{
 			Name: *name, Preset: *preset, Solvent: *solvent, Cluster: *cluster,
 			Charge: charge.v, Multiplicity: mult.v, SplitRecords: *split, DryRun: *dryRun,
+			Conformers: *conformers, TemperatureK: *temperature,
 		}
 		if mult.v != nil && *mult.v < 1 {
 			return usagef("submit: --multiplicity must be 1 or more, not %d", *mult.v)
