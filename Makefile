@@ -7,7 +7,7 @@ LDFLAGS := -X qmd/daemon.Version=$(VERSION) -X qmd/ctl/cli.Version=$(VERSION)
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all build test test-unit demo deps install lint testenv bench fuzz golden clean
+.PHONY: all build test test-unit demo deps install lint testenv bench fuzz golden clean validate
 
 all: build
 
@@ -33,6 +33,11 @@ deps:
 
 demo: deps build
 	.ci/demo
+
+# Computed shifts against experiment (docs/validation.md): each shipped set's default
+# subset; VALIDATE_ARGS=--all runs every molecule, resuming from results already computed.
+validate: deps build
+	.ci/validate
 
 lint:
 	@out=$$(gofmt -l daemon scheduler templates ctl); \

@@ -100,6 +100,23 @@ type Result struct {
 	Converged     bool      `json:"optimization_converged"`
 	Reference     Reference `json:"reference"`
 	Shifts        []Shift   `json:"shifts"`
+	// For a conformer search: the temperature of the Boltzmann average, the estimated
+	// weight of conformers that failed, and every conformer. Shieldings are then the
+	// weighted means and EnergyHartree is the lowest conformer's.
+	TemperatureK float64     `json:"temperature_k,omitempty"`
+	LostWeight   float64     `json:"lost_weight,omitempty"`
+	Conformers   []Conformer `json:"conformers,omitempty"`
+}
+
+// Conformer is one conformer of a search.
+type Conformer struct {
+	JobID string `json:"job_id"`
+	State string `json:"state"`
+	// ForceFieldKcal is its force-field energy relative to the lowest, from the search.
+	ForceFieldKcal float64 `json:"force_field_kcal_mol"`
+	// EnergyHartree and Weight are set for conformers that completed.
+	EnergyHartree *float64 `json:"energy_hartree,omitempty"`
+	Weight        *float64 `json:"weight,omitempty"`
 }
 
 // Reference says how shieldings became shifts.

@@ -21,6 +21,11 @@ const MaxSMILES = 2000
 // 120-atom alkane; molecules near MaxAtoms may need the caller to allow more.
 const obabelTimeout = 60 * time.Second
 
+// obabelEnv runs Open Babel on one thread. By default its OpenMP code takes every core,
+// and next to running NWChem jobs those threads wait on each other: a 3D embedding that
+// takes 0.1 s alone took two minutes on a busy two-core login node.
+var obabelEnv = []string{"OMP_NUM_THREADS=1"}
+
 // smilesPunct are the non-alphanumeric characters SMILES uses.
 const smilesPunct = "[]()=#$:/\\@+-%.*"
 
@@ -207,7 +212,8 @@ func FromSMILES(ctx context.Context, r runner.Runner, obabel, smiles string) (Mo
 		obabel = "obabel"
 	}
 	argv := []string{obabel, "-:" + smiles, "-oxyz", "--gen3d"}
-	res, err := r.Run(ctx, runner.Command{Argv: argv, Timeout: obabelTimeout})
+	res, err := r.Run(ctx, runner.Command{Argv: argv, Timeout: obabelTimeout,
+		Env: obabelEnv})
 	if err != nil {
 		return Molecule{}, fmt.Errorf("Open Babel on SMILES %q: %w", smiles, err)
 	}
@@ -252,7 +258,8 @@ func To3D(ctx context.Context, r runner.Runner, obabel string, molfile []byte) (
 		obabel = "obabel"
 	}
 	argv := []string{obabel, "-imol", "-omol", "-h", "--gen3d"}
-	res, err := r.Run(ctx, runner.Command{Argv: argv, Stdin: molfile, Timeout: obabelTimeout})
+	res, err := r.Run(ctx, runner.Command{Argv: argv, Stdin: molfile, Timeout: obabelTimeout,
+		Env: obabelEnv})
 	if err != nil {
 		return Molecule{}, fmt.Errorf("Open Babel 3D embedding: %w", err)
 	}

@@ -137,7 +137,7 @@ func TestFromSMILESCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := runner.Command{Argv: []string{"/opt/ob/bin/obabel", "-:CCO", "-oxyz", "--gen3d"},
-		Timeout: 60 * time.Second}
+		Timeout: 60 * time.Second, Env: []string{"OMP_NUM_THREADS=1"}}
 	if len(f.calls) != 1 || !reflect.DeepEqual(f.calls[0], want) {
 		t.Fatalf("commands = %#v, want %#v", f.calls, want)
 	}
@@ -225,7 +225,7 @@ func TestTo3DCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := runner.Command{Argv: []string{"obabel", "-imol", "-omol", "-h", "--gen3d"},
-		Stdin: in, Timeout: 60 * time.Second}
+		Stdin: in, Timeout: 60 * time.Second, Env: []string{"OMP_NUM_THREADS=1"}}
 	if len(f.calls) != 1 || !reflect.DeepEqual(f.calls[0], want) {
 		t.Fatalf("commands = %#v, want %#v", f.calls, want)
 	}

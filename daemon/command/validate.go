@@ -18,7 +18,7 @@ import (
 
 const validateUsage = `usage: qmd validate --set FILE [--preset P] [--solvent S] [--all | --molecules A,B]
                     [--out DIR] [--work DIR] [--socket PATH --cluster NAME]
-                    [--slots N] [--mpi-ranks N] [--conformers single|search]
+                    [--slots N] [--mpi-ranks N] [--conformers single|search|both]
                     [--retry-failed] [--timeout D]
 
 Runs the molecules of a validation set through qmd (its own qmd with the local executor
@@ -42,7 +42,7 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cluster := fs.String("cluster", "", "cluster of that qmd")
 	slots := fs.Int("slots", runtime.NumCPU(), "parallel jobs of the embedded qmd")
 	ranks := fs.Int("mpi-ranks", 1, "MPI ranks per job of the embedded qmd")
-	conformers := fs.String("conformers", "single", "single or search")
+	conformers := fs.String("conformers", "single", "single, search or both")
 	retry := fs.Bool("retry-failed", false, "submit failed molecules again")
 	timeout := fs.Duration("timeout", 0, "give up waiting after this long (0: never)")
 	obabel := fs.String("obabel", "obabel", "Open Babel's obabel")
@@ -64,9 +64,10 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if _, err := level.FindSolvent(*solvent); err != nil {
 		return &UsageError{Msg: "qmd validate: " + err.Error()}
 	}
-	if *conformers != "single" && *conformers != "search" {
-		return &UsageError{Msg: fmt.Sprintf("qmd validate: --conformers %q (want single or "+
-			"search)", *conformers)}
+	if *conformers != validate.ModeSingle && *conformers != validate.ModeSearch &&
+		*conformers != validate.ModeBoth {
+		return &UsageError{Msg: fmt.Sprintf("qmd validate: --conformers %q (want single, "+
+			"search or both)", *conformers)}
 	}
 	if *socket == "" && *cluster != "" {
 		return &UsageError{Msg: "qmd validate: --cluster needs --socket (the embedded qmd " +
@@ -105,11 +106,11 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fmt.Fprintf(stdout, "%d molecules in %s\n", len(rep.Molecules),
 		time.Since(start).Round(time.Second))
 	for _, s := range rep.Stats {
-		if s.Method != validate.MethodQMD {
+		if s.Method != validate.MethodQMD && s.Method != validate.MethodConformers {
 			continue
 		}
-		fmt.Fprintf(stdout, "%-4s %-13s n=%-3d MAE %.3f  RMSE %.3f  max %+.2f ppm\n",
-			s.Nucleus, s.Class, s.N, s.MAE, s.RMSE, s.Max)
+		fmt.Fprintf(stdout, "%-10s %-4s %-13s n=%-3d MAE %.3f  RMSE %.3f  max %+.2f ppm\n",
+			s.Method, s.Nucleus, s.Class, s.N, s.MAE, s.RMSE, s.Max)
 	}
 	return errors.Join(err, werr)
 }

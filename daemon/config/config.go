@@ -191,7 +191,7 @@ func Default() *Config {
 		Conformers:             "single",
 		ConformerMax:           10,
 		ConformerEnergyWindow:  3.0,
-		ConformerRMSD:          0.5,
+		ConformerRMSD:          0.25,
 		ConformerMaxLostWeight: 0.1,
 		Temperature:            298.15,
 	}

@@ -193,6 +193,13 @@ func (m *Manager) cancel(ctx context.Context, id, reason string) (job.Job, error
 			return j, fmt.Errorf("%w: job %s has ended and its results are being read", ErrFinished, id)
 		}
 		c, _ := m.cluster(j.Cluster)
+		if j.Kind == job.KindSearch {
+			// A search runs nowhere itself: stopping it is stopping its conformers.
+			if err := m.cancelSearch(ctx, j, reason); err != nil {
+				return j, fmt.Errorf("cancel the conformers of %s: %w", id, err)
+			}
+			c = nil
+		}
 		if j.State != job.Queued && c != nil {
 			// A scheduler that does not know the job has nothing to stop. Any other error
 			// means the job may still run there, so the cancel is refused rather than

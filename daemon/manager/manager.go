@@ -21,7 +21,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"qmd/daemon/chem"
 	"qmd/daemon/config"
+	"qmd/daemon/conformer"
 	"qmd/daemon/job"
 	"qmd/daemon/metrics"
 	"qmd/daemon/store"
@@ -64,6 +66,11 @@ type Manager struct {
 	// LostAfter, when set, overrides each cluster's lost_after: how long an active job
 	// may be missing from its scheduler's answers before it is declared lost.
 	LostAfter time.Duration
+
+	// Conformers runs a conformer search (conformer.Generate with Open Babel); tests
+	// replace it with fixed conformers.
+	Conformers func(context.Context, chem.Molecule, conformer.Options) (
+		[]conformer.Conformer, error)
 }
 
 type cluster struct {
@@ -270,6 +277,10 @@ func New(o Options) (*Manager, error) {
 		cfg: o.Config, st: o.Store, tmpl: o.Templates, run: o.Runner, log: o.Logger,
 		software: o.Software, clusters: map[string]*cluster{}, Now: time.Now,
 		metrics: o.Metrics,
+	}
+	m.Conformers = func(ctx context.Context, mol chem.Molecule, co conformer.Options) (
+		[]conformer.Conformer, error) {
+		return conformer.Generate(ctx, m.run, mol, co)
 	}
 	m.opts = o
 	for _, name := range o.Config.ClusterNames() {
@@ -555,6 +566,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	for _, c := range m.clusters {
 		m.startCluster(c)
 	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.followSearches(ctx)
+	}()
 	m.cmu.Unlock()
 	<-ctx.Done()
 	m.wg.Wait()

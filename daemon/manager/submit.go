@@ -216,11 +216,13 @@ func (m *Manager) prepare(ctx context.Context, uid int, req api.SubmitRequest) (
 		return nil, err
 	}
 	switch req.Conformers {
-	case "", "single":
-	case "search":
-		return nil, badInput("conformer search is not available in this qmd")
+	case "", "single", "search", "auto":
 	default:
-		return nil, badInput("conformers %q: want single or search", req.Conformers)
+		return nil, badInput("conformers %q: want single, search or auto", req.Conformers)
+	}
+	if req.TemperatureK != 0 && !(req.TemperatureK > 0 && req.TemperatureK <= 1000) {
+		return nil, badInput("temperature %v K: want above 0 and at most 1000",
+			req.TemperatureK)
 	}
 
 	mols, format, raw, err := m.readMolecules(ctx, req)
@@ -237,6 +239,25 @@ func (m *Manager) prepare(ctx context.Context, uid int, req api.SubmitRequest) (
 	var out []prepared
 	var problems []error
 	for i, mol := range mols {
+		search, err := m.conformerMode(req, mol)
+		if err != nil {
+			return nil, err
+		}
+		if search {
+			ps, err := m.prepareSearch(ctx, uid, req, c, preset, solvent, mol, format, raw)
+			if err != nil {
+				var ie *InputError
+				if !errors.As(err, &ie) {
+					return nil, err
+				}
+				problems = append(problems, err)
+				continue
+			}
+			if ps != nil {
+				out = append(out, ps...)
+				continue
+			}
+		}
 		p, err := m.prepareOne(uid, req, c, preset, solvent, mol, format, raw)
 		if err != nil {
 			if len(mols) > 1 {

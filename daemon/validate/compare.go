@@ -26,6 +26,8 @@ const (
 	MethodQMD    = "qmd"
 	MethodTMS    = shifts.MethodTMS
 	MethodLinear = shifts.MethodLinear
+	// MethodConformers is qmd's reference applied to Boltzmann-averaged shieldings.
+	MethodConformers = "conformers"
 )
 
 // GroupResult compares one group of a molecule.

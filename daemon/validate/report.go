@@ -15,6 +15,7 @@ import (
 	"qmd/ctl/api"
 	"qmd/ctl/client"
 	"qmd/daemon/chem"
+	"qmd/daemon/shifts"
 )
 
 // Report is what a validation run found. Its JSON form is the input of Fit.
@@ -44,6 +45,17 @@ type MoleculeResult struct {
 	// EnergyHartree is the final DFT energy (for a conformer search, of the lowest).
 	EnergyHartree float64       `json:"energy_hartree,omitempty"`
 	Groups        []GroupResult `json:"groups,omitempty"`
+	// Search is the conformer-averaged job when a run computed both (ModeBoth); its
+	// shifts are the groups' MethodConformers values.
+	Search *SearchResult `json:"conformer_search,omitempty"`
+}
+
+// SearchResult is the conformer search of a molecule.
+type SearchResult struct {
+	JobID      string `json:"job_id"`
+	State      string `json:"state"`
+	Error      string `json:"error,omitempty"`
+	Conformers int    `json:"conformers,omitempty"`
 }
 
 // StatRow is the error statistics of one method over one nucleus and class.
@@ -86,6 +98,41 @@ func (r *Report) addResult(ctx context.Context, c *client.Client, m Molecule, e 
 	return nil
 }
 
+// addSearch adds a conformer search's shifts to the groups already compared for the
+// single geometry, as MethodConformers.
+func (r *Report) addSearch(ctx context.Context, c *client.Client, m Molecule, e entry,
+	mr *MoleculeResult) error {
+	res, err := c.Result(ctx, mr.Search.JobID)
+	if err != nil {
+		return fmt.Errorf("fetch result: %w", err)
+	}
+	mols, err := chem.Parse("xyz", []byte(e.XYZ))
+	if err != nil || len(mols) != 1 {
+		return fmt.Errorf("read the submitted geometry back: %v", err)
+	}
+	qmd, ok := references(r.Preset, r.Solvent)[MethodQMD]
+	if !ok {
+		return fmt.Errorf("no reference for %s/%s", r.Preset, r.Solvent)
+	}
+	groups, err := Compare(m, TopologyOf(mols[0]), res, r.Solvent,
+		map[string]shifts.Reference{MethodConformers: qmd})
+	if err != nil {
+		return err
+	}
+	if len(groups) != len(mr.Groups) {
+		return fmt.Errorf("conformer search compared %d groups, the single geometry %d",
+			len(groups), len(mr.Groups))
+	}
+	for i, g := range groups {
+		if v, ok := g.Calculated[MethodConformers]; ok {
+			mr.Groups[i].Calculated[MethodConformers] = v
+		}
+	}
+	mr.Search.Conformers = len(res.Conformers)
+	r.References[MethodConformers] = qmd.API()
+	return nil
+}
+
 // Classes in the order a report lists them.
 var classes = []string{ClassNormal, ClassExchangeable, ClassCarbonCl}
 
@@ -113,7 +160,7 @@ func (r *Report) summarise() {
 // methods lists the compared methods, qmd's first.
 func (r *Report) methods() []string {
 	var out []string
-	for _, m := range []string{MethodQMD, MethodTMS, MethodLinear} {
+	for _, m := range []string{MethodQMD, MethodConformers, MethodTMS, MethodLinear} {
 		if _, ok := r.References[m]; ok {
 			out = append(out, m)
 		}
@@ -199,7 +246,8 @@ func (r *Report) WriteFiles(dir string) ([]string, error) {
 }
 
 var methodTitle = map[string]string{
-	MethodQMD: "qmd", MethodTMS: "TMS", MethodLinear: "scaled",
+	MethodQMD: "qmd", MethodConformers: "qmd, conformer average", MethodTMS: "TMS",
+	MethodLinear: "scaled",
 }
 
 var classTitle = map[string]string{
@@ -240,6 +288,26 @@ func (r *Report) Markdown(w io.Writer, plots []string) {
 		}
 	}
 	if len(plots) > 0 {
+		fmt.Fprintln(w)
+	}
+
+	var searches []MoleculeResult
+	for _, m := range r.Molecules {
+		if m.Search != nil {
+			searches = append(searches, m)
+		}
+	}
+	if len(searches) > 0 {
+		fmt.Fprintln(w, "## Conformer searches")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| molecule | job | state | conformers | MAE 1H single → averaged | "+
+			"MAE 13C single → averaged |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		for _, m := range searches {
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s |\n", m.Name, m.Search.JobID,
+				m.Search.State, m.Search.Conformers, maePair(m.Groups, NucleusH),
+				maePair(m.Groups, NucleusC))
+		}
 		fmt.Fprintln(w)
 	}
 
@@ -321,4 +389,15 @@ func (r *Report) moleculeNames() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// maePair is one molecule's MAE for a nucleus with the single geometry and with the
+// conformer average, e.g. "0.12 → 0.08".
+func maePair(groups []GroupResult, nucleus string) string {
+	single := Summarise(Errors(groups, MethodQMD, nucleus, ClassNormal))
+	avg := Summarise(Errors(groups, MethodConformers, nucleus, ClassNormal))
+	if single.N == 0 || avg.N == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f → %.3f", single.MAE, avg.MAE)
 }

@@ -43,7 +43,8 @@ type Options struct {
 	Slots    int // local executor slots of the embedded daemon
 	MPIRanks int // ranks per job of the embedded daemon
 	Obabel   string
-	// Conformers is passed with every submission ("", "single" or "search").
+	// Conformers is ModeSingle, ModeSearch, or ModeBoth: each molecule both ways, the
+	// conformer average reported as method MethodConformers next to the single geometry.
 	Conformers string
 	// Timeout bounds the wait for the jobs; zero waits as long as they run.
 	Timeout time.Duration
@@ -52,6 +53,13 @@ type Options struct {
 	Log         *slog.Logger
 	Progress    io.Writer
 }
+
+// Conformer treatments a run can ask for.
+const (
+	ModeSingle = "single"
+	ModeSearch = "search"
+	ModeBoth   = "both"
+)
 
 // entry records the job that computes one molecule, so that a later run reuses it.
 type entry struct {
@@ -96,27 +104,48 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(mols))
+	modes := []string{o.Conformers}
+	if o.Conformers == ModeBoth {
+		modes = []string{ModeSingle, ModeSearch}
+	}
+	type task struct {
+		mol         int
+		mode, label string
+		key, id     string
+	}
+	var tasks []task
 	for i, m := range mols {
-		k := o.key(m)
-		if e, ok := ledger[k]; ok && o.reusable(ctx, c, e.JobID) {
-			ids[i] = e.JobID
-			fmt.Fprintf(o.Progress, "%-28s job %s (from an earlier run)\n", m.Name, e.JobID)
-			continue
+		for _, mode := range modes {
+			t := task{mol: i, mode: mode, label: m.Name, key: o.key(m, mode)}
+			if len(modes) > 1 {
+				t.label += " (" + mode + ")"
+			}
+			if e, ok := ledger[t.key]; ok && o.reusable(ctx, c, e.JobID) {
+				t.id = e.JobID
+				fmt.Fprintf(o.Progress, "%-36s job %s (from an earlier run)\n", t.label, t.id)
+				tasks = append(tasks, t)
+				continue
+			}
+			e, err := o.submit(ctx, c, m, mode)
+			if err != nil {
+				return nil, fmt.Errorf("submit %s: %w", t.label, err)
+			}
+			ledger[t.key] = e
+			if err := writeLedger(ledgerPath, ledger); err != nil {
+				return nil, err
+			}
+			t.id = e.JobID
+			fmt.Fprintf(o.Progress, "%-36s job %s submitted\n", t.label, t.id)
+			tasks = append(tasks, t)
 		}
-		e, err := o.submit(ctx, c, m)
-		if err != nil {
-			return nil, fmt.Errorf("submit %s: %w", m.Name, err)
-		}
-		ledger[k] = e
-		if err := writeLedger(ledgerPath, ledger); err != nil {
-			return nil, err
-		}
-		ids[i] = e.JobID
-		fmt.Fprintf(o.Progress, "%-28s job %s submitted\n", m.Name, e.JobID)
+	}
+	labels := make([]string, len(tasks))
+	ids := make([]string, len(tasks))
+	for i, t := range tasks {
+		labels[i], ids[i] = t.label, t.id
 	}
 
-	jobs, waitErr := o.wait(ctx, c, mols, ids)
+	jobs, waitErr := o.wait(ctx, c, labels, ids)
 	if jobs == nil {
 		return nil, waitErr
 	}
@@ -124,27 +153,40 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	ctx = context.WithoutCancel(ctx)
 
 	rep := newReport(o)
-	for i, m := range mols {
-		mr := MoleculeResult{Name: m.Name, SMILES: m.SMILES, JobID: ids[i],
-			State: jobs[i].State, Canonical: canonical(ctx, o.Obabel, m.SMILES)}
-		if jobs[i].Error != nil {
-			mr.Error = firstLine(*jobs[i].Error)
+	var mr *MoleculeResult
+	for i, t := range tasks {
+		m, j := mols[t.mol], jobs[i]
+		errText := ""
+		if j.Error != nil {
+			errText = firstLine(*j.Error)
 		}
-		if !ended(jobs[i].State) {
-			mr.Error = "not finished when the report was written"
+		if !ended(j.State) {
+			errText = "not finished when the report was written"
 		}
-		if jobs[i].State == "completed" {
-			if err := rep.addResult(ctx, c, m, ledger[o.key(m)], &mr); err != nil {
-				mr.Error = err.Error()
+		if t.mode == modes[0] {
+			rep.Molecules = append(rep.Molecules, MoleculeResult{Name: m.Name,
+				SMILES: m.SMILES, JobID: t.id, State: j.State, Error: errText,
+				Canonical: canonical(ctx, o.Obabel, m.SMILES)})
+			mr = &rep.Molecules[len(rep.Molecules)-1]
+			if j.State == "completed" {
+				if err := rep.addResult(ctx, c, m, ledger[t.key], mr); err != nil {
+					mr.Error = err.Error()
+				}
+			}
+		} else {
+			mr.Search = &SearchResult{JobID: t.id, State: j.State, Error: errText}
+			if j.State == "completed" && len(mr.Groups) > 0 {
+				if err := rep.addSearch(ctx, c, m, ledger[t.key], mr); err != nil {
+					mr.Search.Error = err.Error()
+				}
 			}
 		}
-		if rep.Software == "" && jobs[i].Software != "" {
-			rep.Software = jobs[i].Software
+		if rep.Software == "" && j.Software != "" {
+			rep.Software = j.Software
 		}
-		if rep.Level == "" && jobs[i].Level != "" {
-			rep.Level = jobs[i].Level
+		if rep.Level == "" && j.Level != "" {
+			rep.Level = j.Level
 		}
-		rep.Molecules = append(rep.Molecules, mr)
 	}
 	rep.summarise()
 	if waitErr != nil {
@@ -159,10 +201,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 // key identifies a computation in the ledger by what determines its result: the
 // molecule (its SMILES and given geometry, not its name, so two sets holding the same
 // compound share one calculation), level, solvent, conformer treatment and cluster.
-func (o Options) key(m Molecule) string {
+func (o Options) key(m Molecule, mode string) string {
 	h := sha256.Sum256([]byte(m.SMILES + "\x00" + strings.TrimSpace(m.XYZ)))
-	return strings.Join([]string{hex.EncodeToString(h[:8]), o.Preset, o.Solvent,
-		o.Conformers, o.Cluster}, "|")
+	return strings.Join([]string{hex.EncodeToString(h[:8]), o.Preset, o.Solvent, mode,
+		o.Cluster}, "|")
 }
 
 // reusable reports whether an earlier job can stand for this run: it exists and has not
@@ -181,7 +223,8 @@ func (o Options) reusable(ctx context.Context, c *client.Client, id string) bool
 
 // submit builds the molecule's geometry and submits it as XYZ, so the atom order the
 // comparison relies on is the one submitted, whatever converted it.
-func (o Options) submit(ctx context.Context, c *client.Client, m Molecule) (entry, error) {
+func (o Options) submit(ctx context.Context, c *client.Client, m Molecule,
+	mode string) (entry, error) {
 	mol, err := Geometry(ctx, o.Obabel, m)
 	if err != nil {
 		return entry{}, err
@@ -189,7 +232,7 @@ func (o Options) submit(ctx context.Context, c *client.Client, m Molecule) (entr
 	xyz := chem.FormatXYZ(m.SMILES, mol.Atoms)
 	req := api.SubmitRequest{Name: JobName(m.Name), Format: "xyz", Content: xyz,
 		Preset: o.Preset, Solvent: o.Solvent, Cluster: o.Cluster, Charge: mol.Charge,
-		Conformers: o.Conformers}
+		Conformers: mode}
 	resp, err := c.Submit(ctx, req)
 	if err != nil {
 		return entry{}, err
@@ -236,7 +279,7 @@ func JobName(name string) string {
 }
 
 // wait polls the jobs until each has ended.
-func (o Options) wait(ctx context.Context, c *client.Client, mols []Molecule,
+func (o Options) wait(ctx context.Context, c *client.Client, labels []string,
 	ids []string) ([]api.Job, error) {
 	if o.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -255,11 +298,11 @@ func (o Options) wait(ctx context.Context, c *client.Client, mols []Molecule,
 			}
 			j, err := c.Get(ctx, id)
 			if err != nil {
-				return nil, fmt.Errorf("ask qmd about job %s (%s): %w", id, mols[i].Name, err)
+				return nil, fmt.Errorf("ask qmd about job %s (%s): %w", id, labels[i], err)
 			}
 			jobs[i] = j
 			if j.State != last[i] {
-				fmt.Fprintf(o.Progress, "%-28s %s\n", mols[i].Name, j.State)
+				fmt.Fprintf(o.Progress, "%-36s %s\n", labels[i], j.State)
 				last[i] = j.State
 			}
 			if !ended(j.State) {
