@@ -51,9 +51,12 @@ type SubmitRequest struct {
 
 // SubmitResponse answers a submission. A dry run returns Rendered and no IDs.
 type SubmitResponse struct {
-	ID       string     `json:"id,omitempty"`
-	IDs      []string   `json:"ids,omitempty"` // every job created (one per SDF record when split)
-	Rendered []Rendered `json:"rendered,omitempty"`
+	ID  string   `json:"id,omitempty"`
+	IDs []string `json:"ids,omitempty"` // every job created (one per SDF record when split)
+	// Conformers are the conformer jobs of a conformer search; the search itself (their
+	// parent) is in ID and IDs, and is what to wait for and take the result of.
+	Conformers []string   `json:"conformers,omitempty"`
+	Rendered   []Rendered `json:"rendered,omitempty"`
 }
 
 // Rendered is one file a dry run would write.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"qmd/ctl/api"
@@ -210,7 +211,7 @@ func (a *app) printSubmitted(resp api.SubmitResponse, split, asJSON bool) error 
 		ids = []string{resp.ID}
 	}
 	if asJSON {
-		out := api.SubmitResponse{ID: resp.ID}
+		out := api.SubmitResponse{ID: resp.ID, Conformers: resp.Conformers}
 		if split || len(resp.IDs) > 1 {
 			out.IDs = ids
 		}
@@ -218,6 +219,11 @@ func (a *app) printSubmitted(resp api.SubmitResponse, split, asJSON bool) error 
 	}
 	for _, id := range ids {
 		fmt.Fprintln(a.stdout, sanitize(id))
+	}
+	if len(resp.Conformers) > 0 {
+		fmt.Fprintf(a.stderr, "conformer search: %d conformer jobs (%s); wait for and take "+
+			"the result of the search job\n", len(resp.Conformers),
+			sanitize(strings.Join(resp.Conformers, " ")))
 	}
 	return nil
 }

@@ -63,10 +63,14 @@ func TestConformerSearchCompletesWithoutASmallLoss(t *testing.T) {
 	f.Queue(fake.Script{fake.Running(1), fake.Exit(134, "", "")})
 	req := water("gas")
 	req.Conformers = "search"
-	ids := h.submit(req)
-	if len(ids) != 4 {
-		t.Fatalf("submission made %d jobs, want a parent and 3 conformers", len(ids))
+	resp, err := h.m.Submit(context.Background(), testUID, req)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if len(resp.IDs) != 1 || resp.ID != resp.IDs[0] || len(resp.Conformers) != 3 {
+		t.Fatalf("submission answered %+v, want a parent and 3 conformers", resp)
+	}
+	ids := append(resp.IDs, resp.Conformers...)
 	parent := ids[0]
 	p, _ := h.job(parent)
 	if p.Kind != job.KindSearch || !strings.Contains(p.Meta, `"temperature_k":298.15`) {
@@ -126,7 +130,11 @@ func TestConformerSearchFailsWhenTheLossIsLarge(t *testing.T) {
 	f.Queue(fake.Script{fake.Exit(0, waterOut, waterErr)})
 	req := water("gas")
 	req.Conformers = "search"
-	ids := h.submit(req)
+	resp, err := h.m.Submit(context.Background(), testUID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := append(resp.IDs, resp.Conformers...)
 	p := runSearch(h, ids[0])
 	if p.State != job.Failed || !strings.Contains(p.Error, "30%") ||
 		!strings.Contains(p.Error, ids[2]) {
@@ -140,7 +148,11 @@ func TestCancelSearchCancelsConformers(t *testing.T) {
 	fixedConformers(h, 0, 1)
 	req := water("gas")
 	req.Conformers = "search"
-	ids := h.submit(req)
+	resp, err := h.m.Submit(context.Background(), testUID, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := append(resp.IDs, resp.Conformers...)
 	h.cycle(clusterA) // the first conformer is handed over, the second waits for a slot
 	if _, err := h.m.Cancel(context.Background(), ids[0], testUID); err != nil {
 		t.Fatal(err)

@@ -110,7 +110,11 @@ func (m *Manager) Submit(ctx context.Context, uid int, req api.SubmitRequest) (a
 	}
 	var resp api.SubmitResponse
 	for _, j := range jobs {
-		resp.IDs = append(resp.IDs, j.ID)
+		if j.Kind == job.KindConformer {
+			resp.Conformers = append(resp.Conformers, j.ID)
+		} else {
+			resp.IDs = append(resp.IDs, j.ID)
+		}
 		m.log.Info("job submitted", "job", j.ID, "cluster", j.Cluster, "uid", uid,
 			"preset", j.Preset, "solvent", j.Solvent)
 	}

@@ -25,7 +25,7 @@ const (
 		"B3LYP/6-311+G(2d,p) COSMO(chcl3) on the TMS geometry optimised at " +
 		"B3LYP/6-31G* COSMO(chcl3); mean over the 12 H and the 4 C"
 	sourceLinear = "linear fit of experimental shift on computed shielding over the DELTA50 " +
-		"set (Grimblat, Gavin, Hernández Daranas, Sarotti, Molecules 2023, 28, 2449, " +
+		"set (Cohen et al., Molecules 2023, 28, 2449, " +
 		"doi:10.3390/molecules28062449), NWChem COSMO shieldings; factors from the " +
 		"qm-nmr-calc project, src/qm_nmr_calc/data/scaling_factors.json " +
 		"(github.com/steinbeck/qm-nmr-calc)"
