@@ -20,6 +20,7 @@ import (
 	"qmd/daemon/manager"
 	"qmd/daemon/metrics"
 	"qmd/daemon/sdnotify"
+	"qmd/daemon/shifts"
 	"qmd/daemon/store"
 	"qmd/templates"
 )
@@ -50,6 +51,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opt Options)
 	tmpl, err := templates.New(cfg.TemplatesDir)
 	if err != nil {
 		return err
+	}
+	if cfg.ScalingFile != "" {
+		// Before any job can finish: a result must not be referenced with the shipped
+		// factors while the admin's fitted ones are still loading.
+		n, err := shifts.LoadScaling(cfg.ScalingFile)
+		if err != nil {
+			return fmt.Errorf("scaling_file: %w", err)
+		}
+		log.Info("loaded linear-scaling factors", "file", cfg.ScalingFile, "references", n)
 	}
 	mtr := metrics.New(Version)
 	mtr.Jobs(cfg.ClusterNames(), st.CountByState)

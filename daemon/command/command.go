@@ -18,6 +18,7 @@ import (
 
 	"qmd/daemon"
 	"qmd/daemon/config"
+	"qmd/daemon/shifts"
 	"qmd/scheduler/runner"
 	"qmd/scheduler/runner/sshrunner"
 	"qmd/templates"
@@ -145,6 +146,14 @@ func check(ctx context.Context, args []string, stdout io.Writer) error {
 	okf("config %s", path)
 	if _, err := templates.New(cfg.TemplatesDir); err != nil {
 		bad("%v", err)
+	}
+	if cfg.ScalingFile != "" {
+		if refs, err := shifts.ReadScaling(cfg.ScalingFile); err != nil {
+			bad("scaling_file: %v", err)
+		} else {
+			okf("scaling_file %s: factors for %d preset/solvent pairs", cfg.ScalingFile,
+				len(refs))
+		}
 	}
 	if out, err := exec.CommandContext(ctx, cfg.Obabel, "-V").CombinedOutput(); err != nil {
 		bad("obabel (%s) cannot run: %v; install Open Babel (apt-get install openbabel)", cfg.Obabel, err)

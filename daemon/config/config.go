@@ -316,6 +316,7 @@ func (c *Config) resolvePaths() {
 	c.StateDir = abs(c.StateDir)
 	c.Socket = abs(c.Socket)
 	c.TemplatesDir = abs(c.TemplatesDir)
+	c.ScalingFile = abs(c.ScalingFile)
 	for _, cl := range c.Clusters {
 		cl.IdentityFile = abs(cl.IdentityFile)
 		cl.KnownHosts = abs(cl.KnownHosts)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strings"
@@ -64,19 +65,32 @@ func init() {
 // LoadScaling reads a scaling file and registers its factors, replacing shipped ones for
 // the same preset and solvent. It registers nothing when the file has an error.
 func LoadScaling(path string) (int, error) {
-	data, err := os.ReadFile(path)
+	refs, err := ReadScaling(path)
 	if err != nil {
-		return 0, fmt.Errorf("read scaling file: %w", err)
-	}
-	refs, err := parseScaling(data)
-	if err != nil {
-		return 0, fmt.Errorf("scaling file %s: %w", path, err)
+		return 0, err
 	}
 	for _, r := range refs {
 		Register(r)
 	}
 	return len(refs), nil
 }
+
+// ReadScaling reads and checks a scaling file without registering it (qmd check).
+func ReadScaling(path string) ([]Reference, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read scaling file: %w", err)
+	}
+	refs, err := parseScaling(data)
+	if err != nil {
+		return nil, fmt.Errorf("scaling file %s: %w", path, err)
+	}
+	return refs, nil
+}
+
+// Plausible slopes: δ falls about one ppm per ppm of shielding. A fit far from that (or
+// of the wrong sign) comes from broken data, and would turn every shift into nonsense.
+const minSlope, maxSlope = -1.5, -0.5
 
 // parseScaling turns a scaling file into references, one per preset and solvent, each
 // needing both nuclei: a reference with 1H factors only would leave 13C without shifts.
@@ -85,7 +99,13 @@ func parseScaling(data []byte) ([]Reference, error) {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the file is empty")
+		}
 		return nil, err
+	}
+	if len(f.Factors) == 0 && len(data) > 0 && !strings.Contains(string(data), `"factors"`) {
+		return nil, errors.New(`no "factors" list: not a scaling file`)
 	}
 	type pair struct{ h, c *Fitted }
 	byKey := map[key]*pair{}
@@ -98,10 +118,16 @@ func parseScaling(data []byte) ([]Reference, error) {
 			errs = append(errs, fmt.Errorf("factors %d: unknown preset %q", i+1, ft.Preset))
 			continue
 		}
-		if ft.Slope == 0 || math.IsNaN(ft.Slope) || math.IsNaN(ft.Intercept) ||
-			math.IsInf(ft.Slope, 0) || math.IsInf(ft.Intercept, 0) {
-			errs = append(errs, fmt.Errorf("factors %d: slope and intercept must be finite "+
-				"and the slope non-zero", i+1))
+		if k.solvent != SolventGas && k.solvent != SolventCHCl3 && k.solvent != SolventDMSO {
+			errs = append(errs, fmt.Errorf("factors %d: unknown solvent %q (want gas, chcl3 "+
+				"or dmso)", i+1, ft.Solvent))
+			continue
+		}
+		if !(ft.Slope >= minSlope && ft.Slope <= maxSlope) || math.IsNaN(ft.Intercept) ||
+			math.IsInf(ft.Intercept, 0) {
+			errs = append(errs, fmt.Errorf("factors %d (%s %s/%s): slope %v, intercept %v: "+
+				"want a finite intercept and a slope between %v and %v", i+1, ft.Nucleus,
+				ft.Preset, ft.Solvent, ft.Slope, ft.Intercept, minSlope, maxSlope))
 			continue
 		}
 		p := byKey[k]
@@ -111,10 +137,17 @@ func parseScaling(data []byte) ([]Reference, error) {
 			order = append(order, k)
 		}
 		switch ft.Nucleus {
-		case "1H":
-			p.h = ft
-		case "13C":
-			p.c = ft
+		case "1H", "13C":
+			slot := &p.h
+			if ft.Nucleus == "13C" {
+				slot = &p.c
+			}
+			if *slot != nil {
+				errs = append(errs, fmt.Errorf("factors %d: a second %s entry for %s/%s",
+					i+1, ft.Nucleus, k.preset, k.solvent))
+				continue
+			}
+			*slot = ft
 		default:
 			errs = append(errs, fmt.Errorf("factors %d: nucleus %q (want 1H or 13C)", i+1,
 				ft.Nucleus))
