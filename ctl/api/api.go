@@ -85,7 +85,11 @@ type Job struct {
 	UpdatedAt       time.Time `json:"updated_at"`
 	Error           *string   `json:"error"`
 	ExitCode        *int      `json:"exit_code,omitempty"`
-	History         []Event   `json:"history,omitempty"`
+	// Kind is "conformers" for a conformer search and "conformer" for one of its
+	// conformer jobs, whose search is ParentID; empty for an ordinary job.
+	Kind     string  `json:"kind,omitempty"`
+	ParentID string  `json:"parent_id,omitempty"`
+	History  []Event `json:"history,omitempty"`
 }
 
 // Event is one transition in a job's history.

@@ -208,9 +208,14 @@ func (a *app) cmdResult(fs *flag.FlagSet) func(context.Context, []string) error 
 			return a.apiFailure(err, "result", id)
 		}
 		if *plotPath != "" {
-			if err := writeSpectrum(*plotPath, format, r); err != nil {
+			name := ""
+			if j, err := a.client().Get(ctx, id); err == nil {
+				name = j.Name
+			}
+			if err := writeSpectrum(*plotPath, format, name, r); err != nil {
 				return err
 			}
+			fmt.Fprintf(a.stderr, "wrote %s\n", sanitize(*plotPath))
 		}
 		if *asJSON {
 			if r.Shifts == nil {

@@ -13,12 +13,15 @@ import (
 
 // writeSpectrum draws a result's predicted 1H and 13C stick spectra into path: one line
 // per equivalence group, as tall as the group has atoms, labelled with its atoms.
-func writeSpectrum(path, format string, r api.Result) error {
+func writeSpectrum(path, format, name string, r api.Result) error {
 	h, c := spectrumLines(r)
 	if len(h) == 0 && len(c) == 0 {
 		return fmt.Errorf("result: --plot: job %s has no 1H or 13C shifts to draw", r.ID)
 	}
 	title := fmt.Sprintf("job %s", r.ID)
+	if name != "" {
+		title = fmt.Sprintf("%s (job %s)", name, r.ID)
+	}
 	if r.Reference.Level != "" {
 		title += ", " + r.Reference.Level
 	}

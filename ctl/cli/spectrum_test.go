@@ -50,14 +50,14 @@ func TestSpectrumLines(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"e.png", "e.svg"} {
 		p := filepath.Join(dir, name)
-		if err := writeSpectrum(p, strings.TrimPrefix(filepath.Ext(name), "."), r); err != nil {
+		if err := writeSpectrum(p, strings.TrimPrefix(filepath.Ext(name), "."), "ethanol", r); err != nil {
 			t.Fatal(err)
 		}
 		if st, err := os.Stat(p); err != nil || st.Size() < 1000 {
 			t.Errorf("%s: %v, %v", name, st, err)
 		}
 	}
-	if err := writeSpectrum(filepath.Join(dir, "none.png"), "png", api.Result{ID: "x"}); err == nil {
+	if err := writeSpectrum(filepath.Join(dir, "none.png"), "png", "", api.Result{ID: "x"}); err == nil {
 		t.Error("a result without shifts was drawn")
 	}
 }

@@ -222,7 +222,7 @@ func toWire(j job.Job, hist []job.Event) wire.Job {
 		SchedulerReason: j.SchedReason,
 		Name:            j.Name, Preset: j.Preset, Solvent: j.Solvent, Owner: j.OwnerUID, Level: j.Level,
 		Software: j.Software, TemplateHash: j.TemplateHash, CreatedAt: j.CreatedAt,
-		UpdatedAt: j.UpdatedAt, ExitCode: j.ExitCode,
+		UpdatedAt: j.UpdatedAt, ExitCode: j.ExitCode, Kind: string(j.Kind), ParentID: j.ParentID,
 	}
 	if j.Error != "" {
 		e := j.Error

@@ -94,6 +94,14 @@ func appendJob(b []byte, j *job.Job) []byte {
 		b = append(b, `,"exit_code":`...)
 		b = strconv.AppendInt(b, int64(*j.ExitCode), 10)
 	}
+	if j.Kind != "" {
+		b = append(b, `,"kind":`...)
+		b = appendString(b, string(j.Kind))
+	}
+	if j.ParentID != "" {
+		b = append(b, `,"parent_id":`...)
+		b = appendString(b, j.ParentID)
+	}
 	return append(b, '}')
 }
 

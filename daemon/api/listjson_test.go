@@ -43,6 +43,9 @@ func TestAppendJobMatchesEncodingJSON(t *testing.T) {
 	full.OwnerUID, full.Level, full.Software, full.TemplateHash = 1000, "L", "NWChem", "ab"
 	full.Error, full.ExitCode = "summary\n\nexcerpt", &code
 	jobs = append(jobs, full)
+	conf := full
+	conf.Kind, conf.ParentID = job.KindConformer, "ba9876543210"
+	jobs = append(jobs, conf)
 	full.ExitCode = &neg
 	full.CreatedAt = time.Date(1700, 1, 1, 0, 0, 0, 1, time.FixedZone("x", 3600))
 	jobs = append(jobs, full)
@@ -84,7 +87,8 @@ func TestAppendJobKnowsEveryWireField(t *testing.T) {
 	}
 	want := []string{"id", "state", "cluster", "scheduler_id", "scheduler_reason,omitempty",
 		"name", "preset", "solvent", "owner_uid", "level,omitempty", "software,omitempty", "template_hash,omitempty",
-		"created_at", "updated_at", "error", "exit_code,omitempty", "history,omitempty"}
+		"created_at", "updated_at", "error", "exit_code,omitempty", "kind,omitempty", "parent_id,omitempty",
+		"history,omitempty"}
 	if !slices.Equal(tags, want) {
 		t.Errorf("wire.Job fields are now\n%q\nupdate appendJob and this list", tags)
 	}

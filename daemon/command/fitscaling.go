@@ -1,9 +1,11 @@
 package command
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,6 +27,10 @@ func fitScalingCmd(args []string, stdout, stderr io.Writer) error {
 	test := fs.String("test", "", "test reports (comma-separated)")
 	out := fs.String("out", "", "scaling file to write")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, fitUsage)
+			return nil
+		}
 		fmt.Fprint(stderr, fitUsage)
 		return &UsageError{Msg: "qmd fit-scaling: " + err.Error()}
 	}
@@ -32,12 +38,18 @@ func fitScalingCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stderr, fitUsage)
 		return &UsageError{Msg: "qmd fit-scaling: --train and --out are required"}
 	}
+	seen := map[string]bool{}
 	read := func(list string) ([]*validate.Report, error) {
 		var rs []*validate.Report
 		for _, p := range strings.Split(list, ",") {
 			if p == "" {
 				continue
 			}
+			if seen[filepath.Clean(p)] {
+				return nil, &UsageError{Msg: fmt.Sprintf("qmd fit-scaling: report %s given "+
+					"twice; its sites would count double", p)}
+			}
+			seen[filepath.Clean(p)] = true
 			r, err := validate.ReadReport(p)
 			if err != nil {
 				return nil, err

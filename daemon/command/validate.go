@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -19,13 +20,15 @@ import (
 const validateUsage = `usage: qmd validate --set FILE [--preset P] [--solvent S] [--all | --molecules A,B]
                     [--out DIR] [--work DIR] [--socket PATH --cluster NAME]
                     [--slots N] [--mpi-ranks N] [--conformers single|search|both]
-                    [--retry-failed] [--timeout D]
+                    [--retry-failed] [--timeout D] [--scaling-file F] [--obabel CMD]
 
 Runs the molecules of a validation set through qmd (its own qmd with the local executor
 on --work, or the running qmd at --socket and its --cluster), compares the computed shifts
 with the measured ones and writes the report (JSON, Markdown, scatter plots) into --out.
 Without --all only the set's default subset runs. Results already computed in --work are
-reused, so an interrupted run resumes where it stopped.
+reused, so an interrupted run resumes where it stopped. Defaults: --preset draft,
+--solvent chcl3, --out validation, --work OUT/work, --slots = number of cores,
+--mpi-ranks 1, --conformers single; --scaling-file F uses fitted factors from F.
 `
 
 func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,8 +51,15 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	obabel := fs.String("obabel", "obabel", "Open Babel's obabel")
 	scaling := fs.String("scaling-file", "", "linear-scaling factors to use (qmd fit-scaling)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, validateUsage)
+			return nil
+		}
 		fmt.Fprint(stderr, validateUsage)
 		return &UsageError{Msg: "qmd validate: " + err.Error()}
+	}
+	if *slots < 1 || *ranks < 1 {
+		return &UsageError{Msg: "qmd validate: --slots and --mpi-ranks must be at least 1"}
 	}
 	if fs.NArg() > 0 {
 		return &UsageError{Msg: fmt.Sprintf("qmd validate: unexpected argument %q", fs.Arg(0))}
@@ -88,6 +98,13 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *work == "" {
 		*work = filepath.Join(*out, "work")
+	}
+	// The report directory must be usable before hours of calculation, not after.
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("report directory: %w", err)
+	}
+	if err := writable(*out); err != nil {
+		return fmt.Errorf("report directory: %w", err)
 	}
 	start := time.Now()
 	rep, err := validate.Run(ctx, validate.Options{

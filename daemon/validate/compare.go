@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -259,4 +260,51 @@ func Summarise(diffs []float64) Stats {
 	n := float64(s.N)
 	s.MAE, s.RMSE, s.MeanSigned = abs/n, math.Sqrt(sq/n), sum/n
 	return s
+}
+
+// CheckGroups checks a set molecule's groups against the geometry that will be submitted,
+// before anything is computed: heavy atoms first, every position inside them, 13C groups
+// on carbons and 1H groups on atoms that carry hydrogens. Every problem is reported.
+func CheckGroups(m Molecule, topo Topology) error {
+	n := len(topo.Elements)
+	heavy := 0
+	for heavy < n && topo.Elements[heavy] != "H" {
+		heavy++
+	}
+	for i := heavy; i < n; i++ {
+		if topo.Elements[i] != "H" {
+			return fmt.Errorf("%s: %s at position %d after a hydrogen; set positions need "+
+				"heavy atoms first, in SMILES order", m.Name, topo.Elements[i], i)
+		}
+	}
+	hydrogens := make([]int, n)
+	for _, b := range topo.Bonds {
+		if b[0] < 0 || b[1] < 0 || b[0] >= n || b[1] >= n {
+			continue
+		}
+		if topo.Elements[b[0]] == "H" {
+			hydrogens[b[1]]++
+		}
+		if topo.Elements[b[1]] == "H" {
+			hydrogens[b[0]]++
+		}
+	}
+	var errs []error
+	for _, g := range m.Groups {
+		where := fmt.Sprintf("%s group %s %s", m.Name, g.Nucleus, g.Label)
+		for _, a := range g.Atoms {
+			switch {
+			case a >= heavy:
+				errs = append(errs, fmt.Errorf("%s: position %d, but the molecule has %d "+
+					"heavy atoms", where, a, heavy))
+			case g.Nucleus == NucleusC && topo.Elements[a] != "C":
+				errs = append(errs, fmt.Errorf("%s: position %d is %s, not carbon", where, a,
+					topo.Elements[a]))
+			case g.Nucleus == NucleusH && hydrogens[a] == 0:
+				errs = append(errs, fmt.Errorf("%s: position %d (%s) carries no hydrogen",
+					where, a, topo.Elements[a]))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

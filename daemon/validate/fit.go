@@ -63,7 +63,15 @@ func Fit(train, test []*Report, now time.Time) ([]shifts.Fitted, error) {
 		for i, s := range trainSites {
 			x[i], y[i] = s.sigma, s.exp
 		}
+		if _, variance := stat.MeanVariance(x, nil); !(variance > 0) || math.IsInf(variance, 0) {
+			return nil, fmt.Errorf("fit: the %d %s training shieldings do not spread "+
+				"(variance %v); no line can be fitted", len(x), nuc, variance)
+		}
 		intercept, slope := stat.LinearRegression(x, y, nil, false)
+		if !(slope >= -1.5 && slope <= -0.5) || math.IsNaN(intercept) || math.IsInf(intercept, 0) {
+			return nil, fmt.Errorf("fit: %s slope %v, intercept %v: shifts should fall about "+
+				"one ppm per ppm of shielding; check the reports", nuc, slope, intercept)
+		}
 		f := shifts.Fitted{Preset: preset, Solvent: solvent, Nucleus: nuc, Slope: slope,
 			Intercept: intercept, N: len(trainSites),
 			R2:          stat.RSquared(x, y, nil, intercept, slope),
@@ -97,11 +105,14 @@ func sitesOf(reports []*Report, nucleus string, keep func(MoleculeResult) bool) 
 	[]string) {
 	var sites []site
 	var names []string
+	taken := map[string]bool{}
 	for _, r := range reports {
 		for _, m := range r.Molecules {
-			if !keep(m) {
+			// A compound in two reports (or twice in one) counts once.
+			if !keep(m) || len(m.Groups) == 0 || taken[identity(m)] {
 				continue
 			}
+			taken[identity(m)] = true
 			n := len(sites)
 			for _, g := range m.Groups {
 				if g.Nucleus != nucleus || g.Class != ClassNormal {

@@ -3,6 +3,7 @@ package validate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -28,6 +29,9 @@ type Report struct {
 	Level      string `json:"level,omitempty"`
 	Software   string `json:"software,omitempty"`
 	Date       string `json:"date"`
+	// Partial is set when the run stopped waiting (timeout, interrupt) before every job
+	// had ended; the molecules still running are listed without groups.
+	Partial bool `json:"partial,omitempty"`
 	// References are the references compared, by method (MethodQMD is the one qmd uses).
 	References map[string]api.Reference `json:"references"`
 	Molecules  []MoleculeResult         `json:"molecules"`
@@ -198,7 +202,42 @@ func ReadReport(path string) (*Report, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("report %s: %w", path, err)
 	}
+	if err := r.check(); err != nil {
+		return nil, fmt.Errorf("report %s: %w", path, err)
+	}
 	return &r, nil
+}
+
+// check refuses a report that qmd validate could not have written, since a hand-edited
+// or truncated report would otherwise feed a fit with misaligned numbers.
+func (r *Report) check() error {
+	if r.Preset == "" || r.Solvent == "" || r.Molecules == nil {
+		return errors.New("not a qmd validate report (no preset, solvent or molecules)")
+	}
+	finite := func(xs []float64) bool {
+		return !slices.ContainsFunc(xs, func(x float64) bool {
+			return math.IsNaN(x) || math.IsInf(x, 0)
+		})
+	}
+	for _, m := range r.Molecules {
+		for _, g := range m.Groups {
+			where := fmt.Sprintf("molecule %s group %s %s", m.Name, g.Nucleus, g.Label)
+			if len(g.Sigma) == 0 || len(g.Sigma) != len(g.Experimental) {
+				return fmt.Errorf("%s: %d shieldings for %d measured shifts", where,
+					len(g.Sigma), len(g.Experimental))
+			}
+			if !finite(g.Sigma) || !finite(g.Experimental) {
+				return fmt.Errorf("%s: a value is not a finite number", where)
+			}
+			for method, v := range g.Calculated {
+				if len(v) != len(g.Sigma) {
+					return fmt.Errorf("%s: %d %s shifts for %d sites", where, len(v), method,
+						len(g.Sigma))
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Base is the file name stem of the report's files, e.g. "gottlieb-cdcl3-dmso.draft.chcl3".
@@ -258,6 +297,10 @@ var classTitle = map[string]string{
 // Markdown writes the report for people; plots are the image files to link.
 func (r *Report) Markdown(w io.Writer, plots []string) {
 	fmt.Fprintf(w, "# Validation: %s, preset %s, solvent %s\n\n", r.Set, r.Preset, r.Solvent)
+	if r.Partial {
+		fmt.Fprintf(w, "**Partial report**: written before every job had ended; run "+
+			"qmd validate again with the same work directory to complete it.\n\n")
+	}
 	fmt.Fprintf(w, "- Date: %s\n- Level: %s\n- Software: %s\n", r.Date, orDash(r.Level),
 		orDash(r.Software))
 	if r.Conformers != "" {

@@ -104,6 +104,28 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every molecule's geometry and groups are checked before anything is submitted, so
+	// a mistake in the set costs seconds, not the calculations before it.
+	geoms := make([]string, len(mols))
+	charges := make([]*int, len(mols))
+	var problems []error
+	for i, m := range mols {
+		mol, err := Geometry(ctx, o.Obabel, m)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", m.Name, err))
+			continue
+		}
+		if err := CheckGroups(m, TopologyOf(mol)); err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		geoms[i], charges[i] = chem.FormatXYZ(m.SMILES, mol.Atoms), mol.Charge
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, fmt.Errorf("the set does not fit its molecules; nothing was submitted:\n%w",
+			err)
+	}
+
 	modes := []string{o.Conformers}
 	if o.Conformers == ModeBoth {
 		modes = []string{ModeSingle, ModeSearch}
@@ -126,7 +148,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				tasks = append(tasks, t)
 				continue
 			}
-			e, err := o.submit(ctx, c, m, mode)
+			e, err := o.submit(ctx, c, m, geoms[t.mol], charges[t.mol], mode)
 			if err != nil {
 				return nil, fmt.Errorf("submit %s: %w", t.label, err)
 			}
@@ -190,6 +212,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.summarise()
 	if waitErr != nil {
+		rep.Partial = true
 		return rep, waitErr
 	}
 	if rep.compared() == 0 {
@@ -223,15 +246,10 @@ func (o Options) reusable(ctx context.Context, c *client.Client, id string) bool
 
 // submit builds the molecule's geometry and submits it as XYZ, so the atom order the
 // comparison relies on is the one submitted, whatever converted it.
-func (o Options) submit(ctx context.Context, c *client.Client, m Molecule,
-	mode string) (entry, error) {
-	mol, err := Geometry(ctx, o.Obabel, m)
-	if err != nil {
-		return entry{}, err
-	}
-	xyz := chem.FormatXYZ(m.SMILES, mol.Atoms)
+func (o Options) submit(ctx context.Context, c *client.Client, m Molecule, xyz string,
+	charge *int, mode string) (entry, error) {
 	req := api.SubmitRequest{Name: JobName(m.Name), Format: "xyz", Content: xyz,
-		Preset: o.Preset, Solvent: o.Solvent, Cluster: o.Cluster, Charge: mol.Charge,
+		Preset: o.Preset, Solvent: o.Solvent, Cluster: o.Cluster, Charge: charge,
 		Conformers: mode}
 	resp, err := c.Submit(ctx, req)
 	if err != nil {

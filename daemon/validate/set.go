@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // Nuclei a set may hold.
@@ -68,6 +69,9 @@ type ShiftValue []float64
 // UnmarshalJSON accepts a number or a list of numbers.
 func (v *ShiftValue) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) || bytes.Contains(b, []byte("null")) {
+		return errors.New("shift is null; give a number, or leave the solvent out")
+	}
 	if len(b) > 0 && b[0] == '[' {
 		var xs []float64
 		if err := json.Unmarshal(b, &xs); err != nil {
@@ -98,6 +102,9 @@ var solventKeys = map[string]string{
 	"dmso-d6": "dmso", "dmso": "dmso", "(cd3)2so": "dmso",
 	"gas": "gas", "vacuum": "gas",
 }
+
+// maxName bounds molecule names, which appear in job names, tables and plot labels.
+const maxName = 80
 
 // Solvent returns qmd's name for a set's solvent key ("CDCl3" → "chcl3").
 func Solvent(key string) (string, bool) {
@@ -138,6 +145,14 @@ func (s *Set) Check() error {
 			errs = append(errs, fmt.Errorf("%s: no name", where))
 		case names[m.Name]:
 			errs = append(errs, fmt.Errorf("%s: name used twice", where))
+		case len(m.Name) > maxName:
+			errs = append(errs, fmt.Errorf("molecule %d: name is %d bytes; at most %d", i+1,
+				len(m.Name), maxName))
+		case strings.ContainsFunc(m.Name, func(r rune) bool {
+			return !unicode.IsPrint(r) || r == '|'
+		}):
+			errs = append(errs, fmt.Errorf("molecule %d: name %q has a control character "+
+				"or '|'; names appear in tables and plots", i+1, m.Name))
 		}
 		names[m.Name] = true
 		if strings.TrimSpace(m.SMILES) == "" {
@@ -169,9 +184,22 @@ func (g Group) check(where string) []error {
 	if len(g.Atoms) == 0 {
 		errs = append(errs, fmt.Errorf("%s: no atoms", where))
 	}
-	for _, a := range g.Atoms {
+	for i, a := range g.Atoms {
 		if a < 0 {
 			errs = append(errs, fmt.Errorf("%s: negative atom index %d", where, a))
+		}
+		if slices.Contains(g.Atoms[:i], a) {
+			errs = append(errs, fmt.Errorf("%s: atom %d listed twice", where, a))
+		}
+	}
+	seen := map[string]string{}
+	for k := range g.Shift {
+		if s, ok := Solvent(k); ok {
+			if other, dup := seen[s]; dup {
+				errs = append(errs, fmt.Errorf("%s: %q and %q are the same solvent", where,
+					other, k))
+			}
+			seen[s] = k
 		}
 	}
 	if len(g.Shift) == 0 {
@@ -199,7 +227,10 @@ func (g Group) check(where string) []error {
 func (s *Set) Select(all bool, names []string) ([]Molecule, error) {
 	if len(names) > 0 {
 		var out []Molecule
-		for _, n := range names {
+		for i, n := range names {
+			if slices.Contains(names[:i], n) {
+				return nil, fmt.Errorf("molecule %q named twice", n)
+			}
 			i := slices.IndexFunc(s.Molecules, func(m Molecule) bool { return m.Name == n })
 			if i < 0 {
 				return nil, fmt.Errorf("no molecule %q in the set", n)

@@ -275,3 +275,82 @@ func TestShippedSets(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadSetRejectsMore(t *testing.T) {
+	dir := t.TempDir()
+	mol := func(name, group string) string {
+		return `{"molecules":[{"name":"` + name + `","smiles":"C","groups":[` + group + `]}]}`
+	}
+	ok := `{"label":"x","nucleus":"1H","smiles_atom_idx":[0],"shift":{"CDCl3":1}}`
+	for _, tc := range []struct{ body, want string }{
+		{mol("a", `{"label":"x","nucleus":"1H","smiles_atom_idx":[0],"shift":{"CDCl3":null}}`),
+			"shift is null"},
+		{mol("a", `{"label":"x","nucleus":"1H","smiles_atom_idx":[0,0],`+
+			`"shift":{"CDCl3":[1,2]}}`), "atom 0 listed twice"},
+		{mol("a", `{"label":"x","nucleus":"1H","smiles_atom_idx":[0],`+
+			`"shift":{"CDCl3":1,"chloroform":5}}`), "are the same solvent"},
+		{mol(`me\nth|ane`, ok), "control character or '|'"},
+		{mol(strings.Repeat("x", 81), ok), "at most 80"},
+	} {
+		p := filepath.Join(dir, "s.json")
+		os.WriteFile(p, []byte(tc.body), 0o644)
+		_, err := Load(p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.body, err, tc.want)
+		}
+	}
+}
+
+func TestCheckGroupsBeforeSubmitting(t *testing.T) {
+	_, topo := ethanolResult()
+	m := Molecule{Name: "ethanol", Groups: []Group{
+		{Label: "a", Nucleus: "13C", Atoms: []int{2}},
+		{Label: "b", Nucleus: "1H", Atoms: []int{7}},
+		{Label: "c", Nucleus: "1H", Atoms: []int{1}},
+	}}
+	err := CheckGroups(m, topo)
+	if err == nil || !strings.Contains(err.Error(), "position 2 is O, not carbon") ||
+		!strings.Contains(err.Error(), "position 7, but the molecule has 3 heavy atoms") ||
+		strings.Contains(err.Error(), "group 1H c") {
+		t.Errorf("CheckGroups: %v", err)
+	}
+	m.Groups = m.Groups[2:]
+	if err := CheckGroups(m, topo); err != nil {
+		t.Errorf("a good group: %v", err)
+	}
+}
+
+func TestReadReportAndFitRefuseBadData(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "r.json")
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{}`, "not a qmd validate report"},
+		{`{"preset":"draft","solvent":"chcl3","molecules":[{"name":"m","groups":[` +
+			`{"nucleus":"1H","sigma":[30,29],"experimental":[2]}]}]}`,
+			"2 shieldings for 1 measured shifts"},
+		{`{"preset":"draft","solvent":"chcl3","molecules":[{"name":"m","groups":[` +
+			`{"nucleus":"1H","sigma":[30],"experimental":[2],"calculated":{"qmd":[]}}]}]}`,
+			"0 qmd shifts for 1 sites"},
+	} {
+		_, err := ReadReport(write(tc.body))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.body, err, tc.want)
+		}
+	}
+	flat := &Report{Preset: "draft", Solvent: "chcl3"}
+	for i := range 4 {
+		flat.Molecules = append(flat.Molecules, MoleculeResult{Name: string(rune('a' + i)),
+			Groups: []GroupResult{
+				{Nucleus: "1H", Sigma: []float64{30}, Experimental: []float64{float64(i)}},
+				{Nucleus: "13C", Sigma: []float64{150}, Experimental: []float64{float64(i)}},
+			}})
+	}
+	if _, err := Fit([]*Report{flat}, nil, time.Now()); err == nil ||
+		!strings.Contains(err.Error(), "do not spread") {
+		t.Errorf("fit of identical shieldings: %v", err)
+	}
+}
