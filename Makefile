@@ -82,6 +82,8 @@ install: build
 	install -m 0644 etc/prometheus/qmd-rules.yml etc/prometheus/qmd-rules.test.yml \
 		$(DESTDIR)$(PREFIX)/share/qmd/prometheus/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/qmd/
+	install -d $(DESTDIR)$(PREFIX)/share/qmd/validation
+	install -m 0644 etc/validation/*.json $(DESTDIR)$(PREFIX)/share/qmd/validation/
 
 clean:
 	rm -rf bin
