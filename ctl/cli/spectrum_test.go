@@ -50,14 +50,16 @@ func TestSpectrumLines(t *testing.T) {
 	dir := t.TempDir()
 	for _, name := range []string{"e.png", "e.svg"} {
 		p := filepath.Join(dir, name)
-		if err := writeSpectrum(p, strings.TrimPrefix(filepath.Ext(name), "."), "ethanol", r); err != nil {
+		format := strings.TrimPrefix(filepath.Ext(name), ".")
+		if err := writeSpectrum(p, format, "ethanol", r); err != nil {
 			t.Fatal(err)
 		}
 		if st, err := os.Stat(p); err != nil || st.Size() < 1000 {
 			t.Errorf("%s: %v, %v", name, st, err)
 		}
 	}
-	if err := writeSpectrum(filepath.Join(dir, "none.png"), "png", "", api.Result{ID: "x"}); err == nil {
+	err := writeSpectrum(filepath.Join(dir, "none.png"), "png", "", api.Result{ID: "x"})
+	if err == nil {
 		t.Error("a result without shifts was drawn")
 	}
 }

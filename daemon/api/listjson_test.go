@@ -87,7 +87,8 @@ func TestAppendJobKnowsEveryWireField(t *testing.T) {
 	}
 	want := []string{"id", "state", "cluster", "scheduler_id", "scheduler_reason,omitempty",
 		"name", "preset", "solvent", "owner_uid", "level,omitempty", "software,omitempty", "template_hash,omitempty",
-		"created_at", "updated_at", "error", "exit_code,omitempty", "kind,omitempty", "parent_id,omitempty",
+		"created_at", "updated_at", "error", "exit_code,omitempty", "kind,omitempty",
+		"parent_id,omitempty",
 		"history,omitempty"}
 	if !slices.Equal(tags, want) {
 		t.Errorf("wire.Job fields are now\n%q\nupdate appendJob and this list", tags)

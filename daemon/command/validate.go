@@ -17,7 +17,8 @@ import (
 	"qmd/daemon/validate"
 )
 
-const validateUsage = `usage: qmd validate --set FILE [--preset P] [--solvent S] [--all | --molecules A,B]
+const validateUsage = `usage: qmd validate --set FILE [--preset P] [--solvent S]
+                    [--all | --molecules A,B]
                     [--out DIR] [--work DIR] [--socket PATH --cluster NAME]
                     [--slots N] [--mpi-ranks N] [--conformers single|search|both]
                     [--retry-failed] [--timeout D] [--scaling-file F] [--obabel CMD]

@@ -88,9 +88,12 @@ func TestComparePairSorted(t *testing.T) {
 		{Element: "C", Shielding: 155.0}, {Element: "N", Shielding: 100},
 		{Element: "C", Shielding: 160.0}, {Element: "C", Shielding: 28.0},
 		{Element: "O", Shielding: -200},
-		{Element: "H", Shielding: 29.3, BondedTo: ip(1)}, {Element: "H", Shielding: 29.3, BondedTo: ip(1)},
-		{Element: "H", Shielding: 29.3, BondedTo: ip(1)}, {Element: "H", Shielding: 29.1, BondedTo: ip(3)},
-		{Element: "H", Shielding: 29.1, BondedTo: ip(3)}, {Element: "H", Shielding: 29.1, BondedTo: ip(3)},
+		{Element: "H", Shielding: 29.3, BondedTo: ip(1)},
+		{Element: "H", Shielding: 29.3, BondedTo: ip(1)},
+		{Element: "H", Shielding: 29.3, BondedTo: ip(1)},
+		{Element: "H", Shielding: 29.1, BondedTo: ip(3)},
+		{Element: "H", Shielding: 29.1, BondedTo: ip(3)},
+		{Element: "H", Shielding: 29.1, BondedTo: ip(3)},
 		{Element: "H", Shielding: 24.0, BondedTo: ip(4)},
 	}}
 	topo := Topology{Elements: []string{"C", "N", "C", "C", "O", "H", "H", "H", "H", "H", "H", "H"}}
