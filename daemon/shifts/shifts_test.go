@@ -66,9 +66,9 @@ func TestEthanolProductionCHCl3(t *testing.T) {
 // Ethanol at the draft level in CHCl3: the shieldings of the NWChem sample
 // ethanol_draft_chcl3_opt_nmr.trimmed.out, referenced to TMS computed the same way.
 func TestEthanolDraftCHCl3(t *testing.T) {
-	ref, err := For("draft", "chcl3")
-	if err != nil {
-		t.Fatal(err)
+	ref, ok := TMS("draft", "chcl3")
+	if !ok {
+		t.Fatal("no draft chcl3 TMS reference")
 	}
 	if ref.Method != MethodTMS || ref.TMSH != 32.1624 || ref.TMSC != 190.8496 {
 		t.Fatalf("draft chcl3 reference = %+v", ref)
@@ -101,7 +101,7 @@ func TestForDefaults(t *testing.T) {
 		level           string
 	}{
 		{"draft", "gas", MethodTMS, "B3LYP/6-31G*//B3LYP/6-31G* gas"},
-		{"draft", "chcl3", MethodTMS, "B3LYP/6-31G*//B3LYP/6-31G* COSMO(chcl3)"},
+		{"draft", "chcl3", MethodLinear, "B3LYP/6-31G*//B3LYP/6-31G* COSMO(chcl3)"},
 		{"draft", "dmso", MethodTMS, "B3LYP/6-31G*//B3LYP/6-31G* COSMO(dmso)"},
 		{"draft", "water", "", ""},
 		{"production", "gas", MethodLinear, "B3LYP/6-311+G(2d,p)//B3LYP/6-31G* gas"},
@@ -174,8 +174,9 @@ func TestShippedValues(t *testing.T) {
 			!strings.Contains(r.Source, "steinbeck/qm-nmr-calc") {
 			t.Errorf("linear source lacks citations: %q", r.Source)
 		}
-		if _, ok := Linear("draft", solvent); ok {
-			t.Errorf("no draft scaling factors exist, got one for %s", solvent)
+		// Draft factors are fitted by qmd itself (scaling.json), in chloroform only.
+		if _, ok := Linear("draft", solvent); ok != (solvent == "chcl3") {
+			t.Errorf("draft scaling factors for %s: %v", solvent, ok)
 		}
 	}
 	for _, r := range shipped {
@@ -323,4 +324,24 @@ func TestAPI(t *testing.T) {
 	if s := api.Shift(shifts[0]); s.Atom != 1 || s.Shift == nil || *s.Shift != 1.16 {
 		t.Errorf("api.Shift = %+v", s)
 	}
+}
+
+// TestEthanolDraftFitted references the same ethanol shieldings with the shipped draft
+// factors (scaling.json). By hand: 13C −1.0418830195948563 × 170.7217 + 197.3421736 =
+// 19.4701 and × 131.7855 → 60.0371; 1H CH3 mean σ 31.058233 → −0.9889078700 × 31.058233
+// + 31.9010324 = 1.1873, CH2 mean σ 28.39615 → 3.8199.
+func TestEthanolDraftFitted(t *testing.T) {
+	ref, err := For("draft", "chcl3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Method != MethodLinear || !strings.Contains(ref.Source, "fitted by qmd fit-scaling") ||
+		!strings.Contains(ref.Source, "test MAE") {
+		t.Fatalf("draft chcl3 reference = %+v", ref)
+	}
+	sh := []float64{170.7217, 131.7855, 291.7192, 31.1490, 31.1249, 30.9008, 28.2806, 28.5117,
+		31.7047}
+	got := Compute(ref, ethanolElements, sh, ethanolGroups, ethanolBonded)
+	want := []float64{19.47, 60.04, nan, 1.19, 1.19, 1.19, 3.82, 3.82, 0.55}
+	checkShifts(t, got, sh, want)
 }

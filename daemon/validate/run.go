@@ -81,6 +81,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Absolute, because the embedded qmd's config resolves relative paths against its
+	// own directory, which is the work dir itself.
+	if o.WorkDir, err = filepath.Abs(o.WorkDir); err != nil {
+		return nil, fmt.Errorf("work dir: %w", err)
+	}
 	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create work dir: %w", err)
 	}
