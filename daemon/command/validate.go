@@ -95,7 +95,7 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	var names []string
 	if *molecules != "" {
-		names = strings.Split(*molecules, ",")
+		names = splitNames(*molecules, set)
 	}
 	if *work == "" {
 		*work = filepath.Join(*out, "work")
@@ -131,4 +131,26 @@ func validateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			s.Method, s.Nucleus, s.Class, s.N, s.MAE, s.RMSE, s.Max)
 	}
 	return errors.Join(err, werr)
+}
+
+// splitNames splits a comma-separated list of molecule names, keeping together the commas
+// that belong to a name of the set ("N,N-dimethylformamide").
+func splitNames(list string, set *validate.Set) []string {
+	known := map[string]bool{}
+	for _, m := range set.Molecules {
+		known[m.Name] = true
+	}
+	parts := strings.Split(list, ",")
+	var out []string
+	for i := 0; i < len(parts); i++ {
+		name := parts[i]
+		for j := i + 1; !known[name] && j < len(parts); j++ {
+			if joined := strings.Join(parts[i:j+1], ","); known[joined] {
+				name, i = joined, j
+				break
+			}
+		}
+		out = append(out, strings.TrimSpace(name))
+	}
+	return out
 }
