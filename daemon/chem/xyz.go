@@ -135,13 +135,14 @@ func parseCoord(s string, line int) (float64, error) {
 	return v, nil
 }
 
-// FormatXYZ writes atoms as an XYZ file (count, title, one atom per line, Å with six
-// decimals), the format qmd submits geometries in.
+// FormatXYZ writes atoms as an XYZ file (count, title, one atom per line, Å with eight
+// decimals): job directories' geometry.xyz, conformer searches' input to Open Babel and
+// the validation harness's submissions all use it.
 func FormatXYZ(title string, atoms []Atom) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d\n%s\n", len(atoms), strings.ReplaceAll(title, "\n", " "))
 	for _, a := range atoms {
-		fmt.Fprintf(&b, "%-2s %14.6f %14.6f %14.6f\n", a.Element, a.X, a.Y, a.Z)
+		fmt.Fprintf(&b, "%-2s %14.8f %14.8f %14.8f\n", a.Element, a.X, a.Y, a.Z)
 	}
 	return b.String()
 }

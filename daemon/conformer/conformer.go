@@ -180,7 +180,7 @@ func Generate(ctx context.Context, r runner.Runner, mol chem.Molecule, o Options
 	argv := []string{o.Obabel, "-ixyz", "-osdf", "-O", search,
 		"--conformer", "--nconf", strconv.Itoa(o.MaxConformers), "--score", "energy",
 		"--writeconformers"}
-	res, err := r.Run(ctx, runner.Command{Argv: argv, Stdin: writeXYZ(mol.Atoms),
+	res, err := r.Run(ctx, runner.Command{Argv: argv, Stdin: []byte(chem.FormatXYZ("qmd", mol.Atoms)),
 		Timeout: o.Timeout, Env: obabelEnv})
 	if err != nil {
 		return nil, fmt.Errorf("Open Babel conformer search: %w", err)
@@ -213,7 +213,7 @@ func Generate(ctx context.Context, r runner.Runner, mol chem.Molecule, o Options
 	// stream on standard input.
 	var xyz []byte
 	for _, c := range rough {
-		xyz = append(xyz, writeXYZ(c.Atoms)...)
+		xyz = append(xyz, chem.FormatXYZ("qmd", c.Atoms)...)
 	}
 	survivors := filepath.Join(dir, "survivors.xyz")
 	if err := os.WriteFile(survivors, xyz, 0o600); err != nil {
@@ -375,17 +375,6 @@ func checkAtoms(atoms []chem.Atom) error {
 		}
 	}
 	return nil
-}
-
-// writeXYZ renders atoms as one XYZ block. The title is a fixed word so that the energy
-// Open Babel appends to it is always the last field.
-func writeXYZ(atoms []chem.Atom) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "%d\nqmd\n", len(atoms))
-	for _, a := range atoms {
-		fmt.Fprintf(&b, "%-2s %15.8f %15.8f %15.8f\n", a.Element, a.X, a.Y, a.Z)
-	}
-	return b.Bytes()
 }
 
 // reason picks Open Babel's explanation out of its stderr, without the conversion count.

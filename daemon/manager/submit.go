@@ -449,7 +449,7 @@ func (m *Manager) prepareOne(uid int, req api.SubmitRequest, c *cluster, preset 
 	}
 	return prepared{job: j, files: []api.Rendered{
 		{Path: "input." + inputExt(format), Content: raw},
-		{Path: GeometryFile, Content: xyzText(mol.Atoms, name)},
+		{Path: GeometryFile, Content: chem.FormatXYZ(name, mol.Atoms)},
 		{Path: MoleculeFile, Content: string(molJSON) + "\n"},
 		{Path: DeckFile, Content: deckText},
 		{Path: ScriptFile, Content: scriptText},
@@ -493,15 +493,6 @@ func defaultName(filename, title string) string {
 		if b.Len() >= 64 {
 			break
 		}
-	}
-	return b.String()
-}
-
-func xyzText(atoms []chem.Atom, title string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d\n%s\n", len(atoms), title)
-	for _, a := range atoms {
-		fmt.Fprintf(&b, "%-2s %14.8f %14.8f %14.8f\n", a.Element, a.X, a.Y, a.Z)
 	}
 	return b.String()
 }
