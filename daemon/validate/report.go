@@ -79,13 +79,9 @@ func newReport(o Options) *Report {
 // addResult fetches a completed job's result and compares it.
 func (r *Report) addResult(ctx context.Context, c *client.Client, m Molecule, e entry,
 	mr *MoleculeResult) error {
-	res, err := c.Result(ctx, mr.JobID)
+	res, topo, err := fetch(ctx, c, mr.JobID, e)
 	if err != nil {
-		return fmt.Errorf("fetch result: %w", err)
-	}
-	mols, err := chem.Parse("xyz", []byte(e.XYZ))
-	if err != nil || len(mols) != 1 {
-		return fmt.Errorf("read the submitted geometry back: %v", err)
+		return err
 	}
 	refs := references(r.Preset, r.Solvent)
 	for name, ref := range refs {
@@ -93,7 +89,7 @@ func (r *Report) addResult(ctx context.Context, c *client.Client, m Molecule, e 
 			r.References[name] = ref.API()
 		}
 	}
-	groups, err := Compare(m, TopologyOf(mols[0]), res, r.Solvent, refs)
+	groups, err := Compare(m, topo, res, r.Solvent, refs)
 	if err != nil {
 		return err
 	}
@@ -102,23 +98,33 @@ func (r *Report) addResult(ctx context.Context, c *client.Client, m Molecule, e 
 	return nil
 }
 
+// fetch returns a finished job's result and the topology of the geometry submitted for it.
+func fetch(ctx context.Context, c *client.Client, id string, e entry) (api.Result, Topology,
+	error) {
+	res, err := c.Result(ctx, id)
+	if err != nil {
+		return api.Result{}, Topology{}, fmt.Errorf("fetch result: %w", err)
+	}
+	mols, err := chem.Parse("xyz", []byte(e.XYZ))
+	if err != nil || len(mols) != 1 {
+		return api.Result{}, Topology{}, fmt.Errorf("read the submitted geometry back: %v", err)
+	}
+	return res, TopologyOf(mols[0]), nil
+}
+
 // addSearch adds a conformer search's shifts to the groups already compared for the
 // single geometry, as MethodConformers.
 func (r *Report) addSearch(ctx context.Context, c *client.Client, m Molecule, e entry,
 	mr *MoleculeResult) error {
-	res, err := c.Result(ctx, mr.Search.JobID)
+	res, topo, err := fetch(ctx, c, mr.Search.JobID, e)
 	if err != nil {
-		return fmt.Errorf("fetch result: %w", err)
-	}
-	mols, err := chem.Parse("xyz", []byte(e.XYZ))
-	if err != nil || len(mols) != 1 {
-		return fmt.Errorf("read the submitted geometry back: %v", err)
+		return err
 	}
 	qmd, ok := references(r.Preset, r.Solvent)[MethodQMD]
 	if !ok {
 		return fmt.Errorf("no reference for %s/%s", r.Preset, r.Solvent)
 	}
-	groups, err := Compare(m, TopologyOf(mols[0]), res, r.Solvent,
+	groups, err := Compare(m, topo, res, r.Solvent,
 		map[string]shifts.Reference{MethodConformers: qmd})
 	if err != nil {
 		return err
